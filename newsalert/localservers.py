@@ -1,0 +1,181 @@
+"""Real local servers for the demo and the tests: a feed server, a webhook receiver and an SMTP
+sink. All bind to 127.0.0.1 on a free port and are stopped by their owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+
+DEMO_ARTICLES = Path(__file__).with_name("demo_data") / "articles.jsonl"
+
+
+def load_demo_articles(group: str | None = None) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in DEMO_ARTICLES.read_text(encoding="utf-8").splitlines()]
+    return [r for r in rows if group is None or r["group"] == group]
+
+
+def rss_document(title: str, items: list[dict[str, Any]]) -> bytes:
+    """An RSS 2.0 document; each item needs title, url, text and published (epoch seconds)."""
+    parts = [
+        '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>',
+        f"<title>{escape(title)}</title><link>http://127.0.0.1/</link>",
+        f"<description>{escape(title)}</description>",
+    ]
+    for item in items:
+        published = datetime.fromtimestamp(item["published"], tz=UTC)
+        parts.append(
+            "<item>"
+            f"<title>{escape(item['title'])}</title>"
+            f"<link>{escape(item['url'])}</link>"
+            f'<guid isPermaLink="false">{escape(item["id"])}</guid>'
+            f"<pubDate>{format_datetime(published)}</pubDate>"
+            f"<description>{escape(item['text'])}</description>"
+            "</item>"
+        )
+    parts.append("</channel></rss>")
+    return "".join(parts).encode("utf-8")
+
+
+class _AiohttpServer:
+    def __init__(self) -> None:
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        app = web.Application()
+        self.routes(app)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        assert site._server is not None
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+class FeedServer(_AiohttpServer):
+    """Serves RSS feeds by path, with ETag and 304 support; feeds can change between polls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.feeds: dict[str, bytes] = {}
+        self.requests: list[str] = []
+
+    def set_feed(self, path: str, title: str, items: list[dict[str, Any]]) -> str:
+        self.feeds[path] = rss_document(title, items)
+        return self.url(path)
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/{name:.*}", self._serve)
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path)
+        body = self.feeds.get(request.path)
+        if body is None:
+            return web.Response(status=404, text="no such feed")
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
+        return web.Response(
+            body=body, headers={"ETag": etag, "Content-Type": "application/rss+xml; charset=utf-8"}
+        )
+
+
+@dataclass
+class ReceivedWebhook:
+    headers: dict[str, str]
+    body: bytes
+    verified: bool
+    received_at: float = field(default_factory=time.time)
+
+    @property
+    def payload(self) -> Any:
+        return json.loads(self.body)
+
+
+class WebhookReceiver(_AiohttpServer):
+    """Accepts webhook POSTs, checks their Standard Webhooks signature, answers ``status``."""
+
+    def __init__(self, secret: str, status: int = 200) -> None:
+        super().__init__()
+        self.secret = secret
+        self.status = status
+        self.received: list[ReceivedWebhook] = []
+        self.arrived = asyncio.Event()
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/{name:.*}", self._receive)
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        from alerts.signing import verify_signature
+
+        body = await request.read()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        verified = verify_signature(
+            self.secret,
+            headers.get("webhook-id", ""),
+            headers.get("webhook-timestamp", ""),
+            body,
+            headers.get("webhook-signature", ""),
+        )
+        self.received.append(ReceivedWebhook(headers=headers, body=body, verified=verified))
+        self.arrived.set()
+        return web.Response(status=self.status if verified else 401)
+
+
+class SmtpSink:
+    """An aiosmtpd server on 127.0.0.1 that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.arrived = asyncio.Event()
+        self.port = 0
+        self._controller: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        from newsalert.broker import free_port
+
+        self._loop = asyncio.get_running_loop()
+        self.port = free_port()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        await asyncio.to_thread(self._controller.start)
+
+    async def stop(self) -> None:
+        if self._controller is not None:
+            await asyncio.to_thread(self._controller.stop)
+            self._controller = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.arrived.set)
+        return "250 Message accepted for delivery"

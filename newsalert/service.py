@@ -1,0 +1,153 @@
+"""Starts and stops the running service: broker (embedded or external), stream processors,
+feed connectors, alert dispatcher and the metrics endpoint, in that order, and back down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from newsalert.broker import EmbeddedBroker
+from newsalert.http import ServiceHttp
+from streams.settings import Settings
+
+log = logging.getLogger("newsalert")
+
+NOISY_LOGGERS = ("faust", "mode", "aiokafka", "aiohttp.access", "kafka", "httpx", "httpcore")
+
+
+def setup_logging(level: str) -> None:
+    """Logs at the level the user chose; library chatter only at WARNING unless DEBUG."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(level if level == "DEBUG" else "WARNING")
+
+
+def say(message: str) -> None:
+    """One line for the person at the terminal (stdout, flushed)."""
+    print(f"newsalert: {message}", flush=True)
+
+
+@dataclass
+class Service:
+    """The pieces of a running service, for tests and the demo to look at."""
+
+    settings: Settings
+    broker_url: str = ""
+    embedded: EmbeddedBroker | None = None
+    http: ServiceHttp | None = None
+    app: Any = None
+    dispatcher: Any = None
+    poller: Any = None
+    publisher: Any = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
+
+    async def start(self, streams: bool = True, connectors: bool = True) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.broker:
+            self.broker_url = settings.broker
+            say(f"broker {self.broker_url}")
+        else:
+            self.embedded = EmbeddedBroker(log_path=settings.data_dir / "tansu.log")
+            await self.embedded.start()
+            self.closers.append(self.embedded.stop)
+            self.broker_url = self.embedded.url
+            say(
+                f"embedded broker (tansu) on {self.embedded.bootstrap_servers}: MEMORY-ONLY, "
+                "Kafka topics are lost when newsalert stops; feed, subscription and delivery "
+                f"state is kept in {settings.database_path}"
+            )
+
+        self.http = ServiceHttp(settings.metrics_host, settings.metrics_port)
+        await self.http.start()
+        self.closers.append(self.http.stop)
+        say(f"metrics on http://{settings.metrics_host}:{self.http.port}/metrics")
+
+        if streams:
+            await self._start_streams()
+        if connectors:
+            await self._start_connectors()
+        self.http.ready = True
+        say("running; Ctrl-C to stop")
+
+    async def _start_streams(self) -> None:
+        from alerts.runtime import build_dispatcher
+        from streams.app import create_app
+
+        self.dispatcher = build_dispatcher(self.settings)
+        self.closers.append(self.dispatcher.close)
+        self.app = create_app(
+            self.settings, self.broker_url, self.dispatcher, persist_state=self.embedded is not None
+        )
+        await self.app.start()
+        self.closers.append(self.app.stop)
+        self.closers.append(self.app.save_state)
+        self.tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
+
+    async def _start_connectors(self) -> None:
+        from connectors.runtime import build_poller
+
+        self.poller, self.publisher, close = await build_poller(
+            self.settings, self.broker_url.removeprefix("kafka://")
+        )
+        self.closers.append(close)
+        self.tasks.append(asyncio.create_task(self.poller.run(), name="feed-poller"))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.tasks.clear()
+        while self.closers:
+            closer = self.closers.pop()
+            try:
+                result = closer()
+                if asyncio.iscoroutine(result):
+                    await asyncio.wait_for(result, timeout=15)
+            except Exception:
+                log.exception("error while stopping %r", closer)
+
+    def failed_task(self) -> asyncio.Task[Any] | None:
+        return next((t for t in self.tasks if t.done()), None)
+
+
+async def run_until_stopped(
+    settings: Settings, streams: bool = True, connectors: bool = True
+) -> int:
+    """Run until SIGINT/SIGTERM; return the process exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    service = Service(settings)
+    try:
+        await service.start(streams=streams, connectors=connectors)
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            failed = service.failed_task()
+            if failed is not None:
+                exc = failed.exception() if not failed.cancelled() else None
+                say(f"{failed.get_name()} stopped unexpectedly: {exc!r}; shutting down")
+                return 1
+        say("stopping")
+        return 0
+    finally:
+        await service.stop()
+        say("stopped")

@@ -1,0 +1,99 @@
+"""create_app(settings) -> faust.App: the whole stream flow on one screen.
+
+connectors --raw_articles--> process-articles --articles--> topic-hits
+    --topic_hits (keyed by topic/entity)--> detect-spikes --spikes--> alert -> outbox
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import faust
+
+from streams import articles
+from streams.classify.taxonomy import load_taxonomy
+from streams.pipeline import ArticleProcessor
+from streams.records import Article, RawArticle, Spike, TopicHit
+from streams.settings import Settings
+from streams.spikes import agent as spikes_agent
+from streams.spikes.agent import SnapshotFile
+from streams.spikes.detector import SpikeDetector, SpikeRule
+from streams.topics import TOPICS
+from streams.transport import make_transport
+
+
+class SpikeSink(Protocol):
+    async def accept(self, spike: dict[str, Any]) -> int: ...
+
+
+class NewsalertApp(faust.App):
+    """faust.App whose transport uses our fetch wait (see streams/transport.py)."""
+
+    fetch_max_wait_ms: int = 10
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Called by the service before the app stops: state that must outlive the process.
+        self.state_savers: list[Any] = []
+
+    def save_state(self) -> None:
+        for save in self.state_savers:
+            save()
+
+    def _new_transport(self) -> Any:
+        transport_cls = make_transport(self.fetch_max_wait_ms)
+        return transport_cls(self.conf.broker_consumer, self)
+
+
+def build_detector(settings: Settings, topic_names: list[str]) -> SpikeDetector:
+    spike = settings.spike
+    keys = topic_names + list(spike.topics) + [f"entity:{e}" for e in spike.entities]
+    rules = {key: SpikeRule(**spike.params_for(key)) for key in keys}
+    return SpikeDetector(SpikeRule(**spike.base_params()), rules)
+
+
+def create_app(
+    settings: Settings,
+    broker_url: str,
+    spike_sink: SpikeSink | None,
+    persist_state: bool = False,
+) -> NewsalertApp:
+    app = NewsalertApp(
+        settings.app_id,
+        broker=broker_url,
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        # Tansu holds a first JoinGroup for about half the session timeout; Faust's 60 s
+        # defaults would make the first join take ~30 s.
+        broker_session_timeout=settings.broker_session_timeout_seconds,
+        broker_rebalance_timeout=settings.broker_session_timeout_seconds,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
+        producer_linger=settings.producer_linger_ms / 1000.0,
+    )
+    app.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
+
+    raw_topic = app.topic(TOPICS.raw_articles, key_type=str, value_type=RawArticle)
+    articles_topic = app.topic(TOPICS.articles, key_type=str, value_type=Article)
+    hits_topic = app.topic(TOPICS.topic_hits, key_type=str, value_type=TopicHit)
+    spikes_topic = app.topic(TOPICS.spikes, key_type=str, value_type=Spike)
+
+    taxonomy = load_taxonomy(settings.taxonomy)
+    processor = ArticleProcessor(taxonomy)
+    detector = build_detector(settings, list(taxonomy.topics))
+    entities = {e: taxonomy.entity_spellings(e) for e in settings.spike.entities}
+    snapshot = SnapshotFile(settings.data_dir / "spike-state.json") if persist_state else None
+    batch = (settings.process_batch_size, settings.process_batch_seconds)
+    articles.register(app, raw_topic, articles_topic, processor, *batch)
+    spikes_agent.register(
+        app, articles_topic, hits_topic, spikes_topic, detector, entities, snapshot, *batch
+    )
+    if spike_sink is not None:
+        from alerts import agent as alert_agent
+
+        alert_agent.register(app, spikes_topic, spike_sink)
+    return app

@@ -1,0 +1,25 @@
+"""Metrics of the stream processors (default prometheus registry)."""
+
+from prometheus_client import Counter, Histogram
+
+ARTICLES_PROCESSED = Counter(
+    "newsalert_articles_processed_total", "Raw articles taken from the raw topic"
+)
+ARTICLES_DUPLICATE = Counter(
+    "newsalert_articles_duplicate_total", "Exact duplicates dropped", ["reason"]
+)
+ARTICLES_CLASSIFIED = Counter(
+    "newsalert_articles_classified_total", "Articles put in a topic", ["topic"]
+)
+ARTICLES_FAILED = Counter(
+    "newsalert_articles_failed_total", "Articles that could not be processed (logged)"
+)
+ARTICLES_LATE = Counter(
+    "newsalert_articles_late_total", "Articles older than the spike baseline window"
+)
+SPIKES = Counter("newsalert_spikes_total", "Spike events emitted", ["topic", "state"])
+PROCESS_LAG = Histogram(
+    "newsalert_article_process_lag_seconds",
+    "From fetch by a connector to classification",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)

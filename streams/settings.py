@@ -1,0 +1,309 @@
+"""One frozen settings object for the whole service: defaults < config file < environment < CLI.
+
+Every top-level setting can come from the environment as ``NEWSALERT_<NAME>``; nested ones use a
+double underscore (``NEWSALERT_SMTP__HOST``). Secrets are ``SecretStr`` and never logged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "NEWSALERT_"
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the person who wrote the file: file, key, reason."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FeedConfig(_Frozen):
+    url: str
+    name: str | None = None
+    tags: tuple[str, ...] = ()
+    interval_seconds: float | None = Field(default=None, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, url: str) -> str:
+        if not url.lower().startswith(("http://", "https://")):
+            raise ValueError("feed URL must start with http:// or https://")
+        return url
+
+
+class WebhookConfig(_Frozen):
+    url: str
+    secret: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, url: str) -> str:
+        if not url.lower().startswith(("http://", "https://")):
+            raise ValueError("webhook URL must start with http:// or https://")
+        return url
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and not secret.get_secret_value().startswith("whsec_"):
+            raise ValueError("webhook secret must start with 'whsec_' (base64 key)")
+        return secret
+
+
+class SubscriptionConfig(_Frozen):
+    name: str = Field(min_length=1)
+    topics: tuple[str, ...] = Field(min_length=1)
+    webhook: WebhookConfig | None = None
+    email: str | None = None
+    active: bool = True
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, email: str | None) -> str | None:
+        if email is not None and ("@" not in email or any(c in email for c in "\r\n<>,; ")):
+            raise ValueError(f"not a single e-mail address: {email!r}")
+        return email
+
+    @model_validator(mode="after")
+    def _has_channel(self) -> SubscriptionConfig:
+        if self.webhook is None and self.email is None:
+            raise ValueError("a subscription needs at least one channel: webhook or email")
+        return self
+
+
+class SmtpConfig(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = "newsalert@localhost"
+    timeout_seconds: float = Field(default=15.0, gt=0)
+
+
+class SpikeParams(_Frozen):
+    """Spike rule parameters (streams/spikes/detector.py documents each; README lists defaults)."""
+
+    bucket_seconds: float = Field(default=3600.0, gt=0)
+    count_by: Literal["articles", "stories", "sources"] = "stories"
+    allowed_lateness_seconds: float = Field(default=7200.0, ge=0)
+    baseline_buckets: int = Field(default=24, ge=1)
+    ewma_alpha: float | None = Field(default=None, gt=0, le=1)
+    seasonal: bool = False
+    min_count: int = Field(default=5, ge=1)
+    ratio: float = Field(default=3.0, ge=1.0)
+    z_threshold: float = Field(default=3.0, ge=0)
+    max_p_value: float = Field(default=0.0001, gt=0, le=1)
+    min_history_buckets: int = Field(default=24, ge=0)
+    absolute_threshold: int | None = Field(default=None, ge=1)
+    escalate_factor: float = Field(default=2.0, gt=1.0)
+    resolve_ratio: float = Field(default=1.5, gt=0)
+    resolve_buckets: int = Field(default=2, ge=1)
+    cooldown_seconds: float = Field(default=6 * 3600.0, ge=0)
+    top_stories: int = Field(default=5, ge=1)
+
+
+class SpikeConfig(SpikeParams):
+    """Defaults for every topic, ``topics`` overrides per topic, ``entities`` turns on
+    per-entity spikes (alias names from the taxonomy, e.g. ``huawei``) with ``entity`` params."""
+
+    topics: dict[str, dict[str, Any]] = {}
+    entities: tuple[str, ...] = ()
+    entity: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _overrides_valid(self) -> SpikeConfig:
+        base = self.base_params()
+        for name, params in {**self.topics, "entity": self.entity}.items():
+            try:
+                SpikeParams(**{**base, **params})
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"spike override {name!r}: {where}: {first['msg']}") from None
+        return self
+
+    def base_params(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"topics", "entities", "entity"})
+
+    def params_for(self, key: str) -> dict[str, Any]:
+        base = self.base_params()
+        if key.startswith("entity:"):
+            return {**base, **self.entity}
+        return {**base, **self.topics.get(key, {})}
+
+
+class Settings(BaseSettings):
+    """The service's settings. Built once by :func:`load_settings`, then passed down frozen."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    broker: str | None = None
+    data_dir: Path = Path("newsalert-data")
+    database_url: str | None = None
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    app_id: str = "newsalert"
+    partitions: int = Field(default=1, ge=1)
+
+    consumer_fetch_max_wait_ms: int = Field(default=10, ge=0, le=60000)
+    producer_linger_ms: float = Field(default=1.0, ge=0)
+    broker_session_timeout_seconds: float = Field(default=4.0, ge=1.0)
+    broker_heartbeat_interval_seconds: float = Field(default=1.0, gt=0)
+    process_batch_size: int = Field(default=200, ge=1)
+    process_batch_seconds: float = Field(default=0.02, gt=0)
+
+    poll_interval_seconds: float = Field(default=300.0, gt=0)
+    fetch_timeout_seconds: float = Field(default=20.0, gt=0)
+    max_body_bytes: int = Field(default=15 * 1024 * 1024, gt=0)
+    allow_private_networks: str = "false"
+    user_agent: str = "newsalert/0.1 (+https://github.com/newsalert/newsalert)"
+
+    taxonomy: Path | None = None
+    feeds: tuple[FeedConfig, ...] = ()
+    subscriptions: tuple[SubscriptionConfig, ...] = ()
+    smtp: SmtpConfig = SmtpConfig()
+    spike: SpikeConfig = SpikeConfig()
+
+    delivery_timeout_seconds: float = Field(default=10.0, gt=0)
+    delivery_retry_schedule_seconds: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000)
+    public_url: str = "http://127.0.0.1:9464"
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, broker: str | None) -> str | None:
+        if broker in (None, ""):
+            return None
+        if not broker.startswith("kafka://") or len(broker) <= len("kafka://"):
+            raise ValueError("broker must look like kafka://HOST:PORT")
+        return broker
+
+    @field_validator("allow_private_networks")
+    @classmethod
+    def _allow_list(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in ("", "false", "true"):
+            return value.lower() or "false"
+        for cidr in value.split(","):
+            try:
+                ipaddress.ip_network(cidr.strip(), strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not 'true', 'false' or a CIDR list: {cidr!r}") from exc
+        return value
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "newsalert.sqlite3"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # CLI flags (init) beat the environment, which beats the config file (passed via
+        # _FileSource below), which beats defaults.
+        return (init_settings, env_settings, _FileSource(settings_cls), file_secret_settings)
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The YAML file named by :data:`_current_file` (set by :func:`load_settings`)."""
+
+    data: dict[str, Any] = {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FileSource.data)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: not valid YAML: {reason}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: top level must be a mapping of settings, not {type(data).__name__}"
+        )
+    return data
+
+
+def load_settings(config_path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build the settings from an optional YAML file, the environment and explicit overrides.
+
+    Raises :class:`ConfigError` naming the file (or environment variable), the key and the reason.
+    """
+    path = Path(config_path) if config_path else None
+    if path is None and os.environ.get(f"{ENV_PREFIX}CONFIG"):
+        path = Path(os.environ[f"{ENV_PREFIX}CONFIG"])
+    file_data = read_config_file(path) if path else {}
+    if path and "taxonomy" in file_data and file_data["taxonomy"]:
+        taxonomy = Path(str(file_data["taxonomy"]))
+        if not taxonomy.is_absolute():
+            file_data["taxonomy"] = str(path.parent / taxonomy)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    _FileSource.data = file_data
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path, file_data, overrides)) from None
+    finally:
+        _FileSource.data = {}
+
+
+def _describe(exc: ValidationError, path: Path | None, file_data: dict, overrides: dict) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"])
+        top = str(error["loc"][0]) if error["loc"] else ""
+        env_name = f"{ENV_PREFIX}{top.upper()}"
+        if top in overrides:
+            origin = "command line"
+        elif env_name in os.environ or any(k.startswith(env_name + "__") for k in os.environ):
+            origin = f"environment {env_name}"
+        elif path is not None and top in file_data:
+            origin = str(path)
+        else:
+            origin = str(path) if path else "settings"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        lines.append(f"{origin}: {loc}: {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -1,0 +1,126 @@
+"""The spike agents: classified articles -> one hit per topic (and tracked entity), keyed by it
+-> per-key event-time counts and baselines -> spike events.
+
+Detector state lives in a Faust table backed by a changelog topic (a restarted worker recovers
+it), and is also saved under the data directory, because the embedded broker keeps its topics,
+changelogs included, in memory only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from streams import metrics
+from streams.records import Article, Spike, TopicHit
+from streams.spikes.detector import SpikeDetector, StoryRef
+from streams.spikes.hits import hit_keys
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotFile:
+    """The detector's state as one JSON file, replaced atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self, detector: SpikeDetector) -> bool:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError) as exc:
+            log.error(
+                "spike state %s unreadable (%s); starting with empty baselines", self.path, exc
+            )
+            return False
+        detector.restore(data)
+        return True
+
+    def save(self, detector: SpikeDetector) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(detector.snapshot()), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def hits_for(article: Article, entities: dict[str, list[str]]) -> list[TopicHit]:
+    return [
+        TopicHit(
+            key=key,
+            terms=terms,
+            article_id=article.article_id,
+            story_id=article.story_id,
+            title=article.title,
+            url=article.url,
+            source=article.source,
+            published=article.published,
+        )
+        for key, terms in hit_keys(article.topics, entities)
+    ]
+
+
+def register(
+    app: faust.App,
+    articles_topic: faust.TopicT,
+    hits_topic: faust.TopicT,
+    spikes_topic: faust.TopicT,
+    detector: SpikeDetector,
+    entities: dict[str, list[str]],
+    snapshot: SnapshotFile | None,
+    batch_size: int,
+    batch_seconds: float,
+) -> Any:
+    table = app.Table("spike-state", default=None, partitions=app.conf.topic_partitions)
+    if snapshot is not None and snapshot.load(detector):
+        log.info("spike baselines restored from %s", snapshot.path)
+    dirty = {"since": 0.0}
+
+    @app.agent(articles_topic, name="topic-hits")
+    async def topic_hits(stream: faust.StreamT[Article]) -> None:
+        async for batch in stream.take(batch_size, within=batch_seconds):
+            for article in batch:
+                for hit in hits_for(article, entities):
+                    await hits_topic.send(key=hit.key, value=hit)
+
+    @app.agent(hits_topic, name="detect-spikes")
+    async def detect_spikes(stream: faust.StreamT[TopicHit]) -> None:
+        async for batch in stream.take(batch_size, within=batch_seconds):
+            touched: set[str] = set()
+            for hit in batch:
+                if not detector.knows(hit.key) and table.get(hit.key) is not None:
+                    detector.restore_key(hit.key, table[hit.key])  # recovered from changelog
+                late_before = detector.late_dropped
+                story = StoryRef(
+                    hit.article_id, hit.story_id, hit.title, hit.url, hit.source, hit.published
+                )
+                for event in detector.observe(hit.key, story, list(hit.terms)):
+                    metrics.SPIKES.labels(event.topic, event.state).inc()
+                    await spikes_topic.send(
+                        key=event.topic, value=Spike(detected_at=time.time(), **asdict(event))
+                    )
+                if detector.late_dropped != late_before:
+                    metrics.ARTICLES_LATE.inc()
+                touched.add(hit.key)
+            for key in touched:
+                table[key] = detector.key_state(key)
+            dirty["since"] = dirty["since"] or time.monotonic()
+
+    if snapshot is not None:
+
+        @app.timer(interval=2.0)
+        async def save_snapshot() -> None:
+            if dirty["since"]:
+                dirty["since"] = 0.0
+                snapshot.save(detector)
+
+        app.state_savers.append(lambda: snapshot.save(detector))  # type: ignore[attr-defined]
+
+    return detect_spikes

@@ -1,0 +1,47 @@
+"""The embedded broker: starts on a free port, answers Kafka, stops with no orphan."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from newsalert.broker import BrokerError, EmbeddedBroker
+
+
+async def test_embedded_broker_round_trips_a_message_and_stops(embedded_broker):
+    producer = AIOKafkaProducer(bootstrap_servers=embedded_broker.bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait("probe", b"hello", key=b"k")
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        "probe", bootstrap_servers=embedded_broker.bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        message = await consumer.getone()
+    finally:
+        await consumer.stop()
+    assert message.value == b"hello"
+
+    pid = embedded_broker.pid
+    embedded_broker.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+async def test_missing_binary_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("CALF_TANSU_BIN", str(tmp_path / "no-such-tansu"))
+    with pytest.raises(BrokerError, match="no tansu binary|CALF_TANSU_BIN"):
+        await EmbeddedBroker().start()
+
+
+async def test_binary_that_exits_at_once_is_reported(tmp_path):
+    fake = tmp_path / "tansu"
+    fake.write_text("#!/bin/sh\nexit 7\n")
+    fake.chmod(0o755)
+    with pytest.raises(BrokerError, match="exited with code 7"):
+        await EmbeddedBroker(binary=str(fake)).start()
