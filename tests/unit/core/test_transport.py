@@ -4,7 +4,8 @@ from streams.app import create_app
 from streams.settings import load_settings
 
 
-def test_worker_consumer_uses_configured_fetch_wait(tmp_path):
+async def test_worker_consumer_uses_configured_fetch_wait(tmp_path):
+    # aiokafka builds its consumer only inside a running event loop.
     settings = load_settings(None, data_dir=tmp_path, consumer_fetch_max_wait_ms=7)
     app = create_app(settings, "kafka://127.0.0.1:1", spike_sink=None)
     thread = app.consumer._thread
