@@ -1,0 +1,217 @@
+"""Classify an article against a taxonomy and say why: per topic, its score and the matched
+terms with their positions (pure: no I/O).
+
+One pass of the taxonomy's Aho-Corasick automaton over the title and over the text finds every
+term occurrence; each topic's rules are then boolean expressions evaluated over those hits.
+
+Score: every occurrence that satisfies a matching rule counts its term weight times the rule
+weight, doubled in the title; one term counts at most three times its weight, so a topic needs
+several terms, or one term repeated or in the headline, to reach a threshold above 1.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.classify.query import And, Near, Node, Not, Or, Term, TermSpec
+from streams.classify.taxonomy import Rule, Taxonomy, Topic
+
+_WORD = re.compile(r"[^\W_]+")
+_PARAGRAPH_BREAK = re.compile(r"\n+")  # clean_text leaves one newline per paragraph
+TITLE_FACTOR = 2.0
+LONG_ARTICLE_PARAGRAPHS = 4
+MAX_COUNT_PER_TERM = 3.0
+
+
+@dataclass(frozen=True)
+class MatchedTerm:
+    term: str
+    field: str  # 'title' or 'text'
+    start: int  # character offsets in that field
+    end: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"term": self.term, "field": self.field, "start": self.start, "end": self.end}
+
+
+@dataclass
+class TopicMatch:
+    topic: str
+    score: float
+    terms: list[MatchedTerm] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"score": round(self.score, 3), "terms": [t.as_dict() for t in self.terms]}
+
+
+@dataclass(frozen=True)
+class _Hit:
+    field: str
+    start: int
+    end: int
+    first_word: int
+    last_word: int
+    paragraph: int  # 0-based line number in the field
+
+
+# An occurrence satisfying a rule: the term it is of, and where.
+_Occurrence = tuple[Term, _Hit]
+
+
+def classify(
+    title: str, text: str, taxonomy: Taxonomy, language: str | None = None
+) -> dict[str, TopicMatch]:
+    """Topics of the article at or above their threshold, with scores and matched terms.
+    Topics limited to languages are skipped when ``language`` is known and not among them."""
+    hits = _find_hits({"title": title, "text": text}, taxonomy.automaton)
+    paragraph_count = text.count("\n") + 1 if text else 0
+    matched: dict[str, TopicMatch] = {}
+    for topic in taxonomy.topics.values():
+        if topic.languages is not None and language and language.lower() not in topic.languages:
+            continue
+        if any(required not in matched for required in topic.requires):
+            continue
+        match = _match_topic(topic, hits, paragraph_count)
+        if match is not None:
+            matched[topic.name] = match
+    return matched
+
+
+def _beyond_passing_mention(
+    weights: dict[_Hit, tuple[float, Term]], paragraph_count: int, topic: Topic
+) -> bool:
+    """In a long article (``LONG_ARTICLE_PARAGRAPHS`` or more), a topic must show in the title
+    or in at least ``topic.min_paragraphs`` paragraphs (TOPICS.md: passing mentions do not
+    count). Headlines and short leads are judged on what they have."""
+    if paragraph_count < LONG_ARTICLE_PARAGRAPHS:
+        return True
+    if any(hit.field == "title" for hit in weights):
+        return True
+    paragraphs = {hit.paragraph for hit in weights}
+    return len(paragraphs) >= topic.min_paragraphs
+
+
+def _match_topic(
+    topic: Topic, hits: dict[TermSpec, list[_Hit]], paragraph_count: int
+) -> TopicMatch | None:
+    if any(_holds(rule, hits) and _evaluate(rule.node, hits) is not None for rule in topic.exclude):
+        return None
+    weights: dict[_Hit, tuple[float, Term]] = {}  # each occurrence counts once, at its best
+    for rule in topic.rules:
+        if not _holds(rule, hits):
+            continue
+        occurrences = _evaluate(rule.node, hits)
+        for term, hit in occurrences or ():
+            weight = term.weight * rule.weight
+            if hit not in weights or weights[hit][0] < weight:
+                weights[hit] = (weight, term)
+    if not weights:
+        return None
+    per_term: dict[str, tuple[float, float]] = {}  # term key -> (sum, cap)
+    for hit, (weight, term) in weights.items():
+        total, cap = per_term.get(term.spec.key, (0.0, 0.0))
+        counted = weight * (TITLE_FACTOR if hit.field == "title" else 1.0)
+        per_term[term.spec.key] = (total + counted, max(cap, MAX_COUNT_PER_TERM * weight))
+    score = sum(min(total, cap) for total, cap in per_term.values())
+    if score < topic.threshold or not _beyond_passing_mention(weights, paragraph_count, topic):
+        return None
+    terms = [
+        MatchedTerm(term.spec.text, hit.field, hit.start, hit.end)
+        for hit, (_, term) in sorted(
+            weights.items(), key=lambda item: (item[0].field != "title", item[0].start)
+        )
+    ]
+    return TopicMatch(topic.name, score, terms)
+
+
+def _holds(rule: Rule, hits: dict[TermSpec, list[_Hit]]) -> bool:
+    """False when the rule surely fails: it needs a hit and none of its terms occurs."""
+    return not rule.needs_hit or not rule.specs.isdisjoint(hits)
+
+
+def _evaluate(node: Node, hits: dict[TermSpec, list[_Hit]]) -> list[_Occurrence] | None:
+    """The occurrences that satisfy ``node``, or None when it does not hold."""
+    if isinstance(node, Term):
+        found = [(node, h) for h in hits.get(node.spec, ()) if node.field in (None, h.field)]
+        return found or None
+    if isinstance(node, Not):
+        return None if _evaluate(node.child, hits) is not None else []
+    if isinstance(node, And):
+        occurrences: list[_Occurrence] = []
+        for child in node.children:
+            found = _evaluate(child, hits)
+            if found is None:
+                return None
+            occurrences.extend(found)
+        return occurrences
+    if isinstance(node, Or):
+        results = [
+            found for child in node.children if (found := _evaluate(child, hits)) is not None
+        ]
+        return [occ for found in results for occ in found] if results else None
+    if isinstance(node, Near):
+        return _near(node, hits)
+    raise TypeError(f"unknown query node {node!r}")
+
+
+def _near(node: Near, hits: dict[TermSpec, list[_Hit]]) -> list[_Occurrence] | None:
+    left, right = _evaluate(node.left, hits), _evaluate(node.right, hits)
+    if not left or not right:
+        return None
+    close: dict[tuple[int, _Hit], _Occurrence] = {}
+    for a in left:
+        for b in right:
+            ha, hb = a[1], b[1]
+            if ha.field != hb.field or ha.paragraph != hb.paragraph or ha == hb:
+                continue
+            gap = max(hb.first_word - ha.last_word, ha.first_word - hb.last_word) - 1
+            if gap <= node.max_words:
+                close[(id(a[0]), ha)] = a
+                close[(id(b[0]), hb)] = b
+    return list(close.values()) or None
+
+
+def _lowered(text: str) -> str:
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    # A few characters lower-case to two; keep offsets aligned with the original text.
+    return "".join(ch.lower() if len(ch.lower()) == 1 else ch for ch in text)
+
+
+def _find_hits(fields: dict[str, str], automaton: Any) -> dict[TermSpec, list[_Hit]]:
+    hits: dict[TermSpec, list[_Hit]] = {}
+    if not len(automaton):
+        return hits
+    for field_name, original in fields.items():
+        if not original:
+            continue
+        text = _lowered(original)
+        word_starts: list[int] | None = None
+        line_starts: list[int] = []
+        for end_index, (key, specs) in automaton.iter(text):
+            start, end = end_index - len(key) + 1, end_index + 1
+            if key[0].isalnum() and start > 0 and text[start - 1].isalnum():
+                continue
+            for spec in specs:
+                hit_end = end
+                if spec.prefix:
+                    while hit_end < len(text) and text[hit_end].isalnum():
+                        hit_end += 1
+                elif key[-1].isalnum() and end < len(text) and text[end].isalnum():
+                    continue
+                if spec.case_sensitive and not original.startswith(spec.text, start):
+                    continue
+                if word_starts is None:
+                    word_starts = [m.start() for m in _WORD.finditer(text)]
+                    line_starts = [m.end() for m in _PARAGRAPH_BREAK.finditer(text)]
+                first_word = bisect_right(word_starts, start) - 1
+                last_word = bisect_left(word_starts, hit_end) - 1
+                paragraph = bisect_right(line_starts, start)
+                hits.setdefault(spec, []).append(
+                    _Hit(field_name, start, hit_end, first_word, last_word, paragraph)
+                )
+    return hits

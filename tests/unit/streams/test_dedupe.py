@@ -1,0 +1,118 @@
+"""Exact duplicates and story clustering: digests, expiry, seeds, and precision on uci-news."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from streams.clean.text import clean_text
+from streams.stories.dedupe import ExactDeduper, StoryClusterer, normalized_text_digest
+
+DATA = Path("/work/shared/data")
+SEEDS = sorted((DATA / "seeds").glob("*.txt"))
+needs_data = pytest.mark.skipif(not DATA.exists(), reason="shared data not mounted")
+DAY = 86400.0
+
+
+def test_digest_ignores_case_punctuation_spacing_and_unicode_form():
+    assert normalized_text_digest("Huawei  banned, UK says.") == normalized_text_digest(
+        "huawei BANNED uk says"
+    )
+    assert normalized_text_digest("ﬁne print") == normalized_text_digest("fine print")
+    assert normalized_text_digest("Huawei banned") != normalized_text_digest("ZTE banned")
+
+
+def test_exact_deduper_reports_same_url_then_same_text():
+    deduper = ExactDeduper(horizon_seconds=DAY, max_entries=100)
+    assert deduper.check("https://a.example/1", "d1", now=0) is None
+    assert deduper.check("https://a.example/1", "d2", now=1) == "same_url"
+    assert deduper.check("https://b.example/9", "d1", now=2) == "same_text"
+    assert deduper.check(None, "d1", now=3) == "same_text"
+    assert deduper.check(None, "d3", now=4) is None
+
+
+def test_exact_deduper_forgets_after_horizon():
+    deduper = ExactDeduper(horizon_seconds=60, max_entries=100)
+    deduper.check("https://a.example/1", "d1", now=0)
+    assert deduper.check("https://a.example/1", "d1", now=30) == "same_url"
+    assert deduper.check("https://a.example/1", "d1", now=61) is None
+
+
+def test_exact_deduper_memory_is_bounded_by_count():
+    deduper = ExactDeduper(horizon_seconds=DAY, max_entries=10)
+    for n in range(1000):
+        deduper.check(f"https://a.example/{n}", f"d{n}", now=n)
+    assert len(deduper) == 20  # 10 URLs + 10 digests
+    assert deduper.check("https://a.example/0", "d0", now=1000) is None  # oldest forgotten
+    assert deduper.check("https://a.example/999", "x", now=1000) == "same_url"
+
+
+@needs_data
+def test_the_two_seed_articles_are_one_story():
+    clusterer = StoryClusterer()
+    first, second = (clean_text(path.read_text()) for path in SEEDS)
+    assert clusterer.assign("seed-0", first, now=0) == "seed-0"
+    assert clusterer.assign("seed-3", second, now=3600) == "seed-0"
+
+
+@needs_data
+def test_other_huawei_ban_articles_do_not_join_the_seed_story():
+    clusterer = StoryClusterer()
+    clusterer.assign("seed-0", clean_text(SEEDS[0].read_text()), now=0)
+    rows = [json.loads(line) for line in (DATA / "articles/uk-huawei.jsonl").open()]
+    joined = [
+        row["id"]
+        for row in rows
+        if clusterer.assign(
+            row["id"], f"{row['title']}\n{clean_text(row['text'], row['title'])}", 1
+        )
+        == "seed-0"
+    ]
+    assert joined == []
+
+
+def test_unrelated_articles_get_their_own_story():
+    clusterer = StoryClusterer()
+    assert clusterer.assign("a", "Huawei banned from UK 5G networks by 2027", 0) == "a"
+    assert clusterer.assign("b", "Manchester United beat Liverpool in the cup final", 1) == "b"
+    assert clusterer.assign("c", "UK bans Huawei from 5G networks by 2027", 2) == "a"
+
+
+def test_same_article_assigned_again_keeps_its_story():
+    clusterer = StoryClusterer()
+    clusterer.assign("a", "Huawei banned from UK 5G networks by 2027", 0)
+    assert clusterer.assign("a", "completely different text now", 1) == "a"
+
+
+def test_stories_expire_after_horizon():
+    clusterer = StoryClusterer(horizon_seconds=3600)
+    clusterer.assign("a", "Huawei banned from UK 5G networks by 2027", 0)
+    assert clusterer.assign("b", "UK bans Huawei from 5G networks by 2027", 7200) == "b"
+    assert len(clusterer) == 1
+
+
+def test_story_memory_is_bounded_by_count():
+    clusterer = StoryClusterer(max_entries=50)
+    for n in range(2000):
+        clusterer.assign(f"a{n}", f"headline number {n} about topic {n * 7} and {n * 13}", n)
+    assert len(clusterer) == 50
+    assert sum(len(p) for p in clusterer._index.values()) <= 50 * (32 + 64)
+
+
+@needs_data
+def test_uci_news_headline_clustering_pairwise_precision():
+    rows = [json.loads(line) for line in (DATA / "articles/uci-news.jsonl").open()][:3000]
+    clusterer = StoryClusterer()
+    stories = defaultdict(list)
+    for n, row in enumerate(rows):
+        stories[clusterer.assign(row["id"], row["title"], now=n)].append(row["cluster"])
+    same = merged = 0
+    for members in stories.values():
+        counts = Counter(members)
+        same += sum(c * (c - 1) // 2 for c in counts.values())
+        merged += len(members) * (len(members) - 1) // 2
+    assert merged > 1000  # it does group headlines
+    assert same / merged >= 0.85
