@@ -1,0 +1,26 @@
+"""Prometheus metrics of the connectors. Labels have bounded values only: never a feed URL."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+FEED_FETCHES = Counter(
+    "newsalert_feed_fetches_total", "Feed polls by outcome.", ["outcome"]
+)  # fetched | not_modified | error
+FEED_FETCH_ERRORS = Counter(
+    "newsalert_feed_fetch_errors_total", "Failed feed polls by kind of failure.", ["kind"]
+)
+ARTICLES_FETCHED = Counter(
+    "newsalert_articles_fetched_total", "Entries found in fetched feeds, before de-duplication."
+)
+ARTICLES_PUBLISHED = Counter(
+    "newsalert_articles_published_total", "Entries published to the raw topic.", ["kind"]
+)  # new | update
+FEED_FETCH_DURATION = Histogram(
+    "newsalert_feed_fetch_duration_seconds",
+    "Time to poll one feed: fetch and parse.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60),
+)
+FEED_FETCHED_BYTES = Counter(
+    "newsalert_feed_fetched_bytes_total", "Body bytes received from feeds, as transferred."
+)

@@ -1,0 +1,227 @@
+"""Polls due feeds, turns new or edited entries into RawArticles and publishes them.
+
+An entry is marked published only after the broker acknowledged it, and a feed whose
+articles could not all be published keeps its old ETag, so the next poll fetches and
+retries them instead of getting a 304. One broken feed never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+from connectors import metrics
+from connectors.base import FeedEntry, FeedRequest, FetchResult, Source
+from connectors.fetcher import Fetcher
+from connectors.identity import article_id, canonical_url, content_hash
+from connectors.publisher import Publisher
+from connectors.rss import RssSource
+from connectors.state import FeedRow, FeedState
+from streams.records import RawArticle
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_CONCURRENT_FEEDS = 100
+RUN_GRANULARITY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    article: RawArticle
+    content_hash: str
+
+
+class FeedPoller:
+    def __init__(
+        self,
+        settings: Settings,
+        state: FeedState,
+        publisher: Publisher,
+        fetcher: Fetcher | None,
+        *,
+        source: Source | None = None,
+        max_concurrent_feeds: int = MAX_CONCURRENT_FEEDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._state = state
+        self._publisher = publisher
+        if source is None:
+            if fetcher is None:
+                raise ValueError("FeedPoller needs a fetcher or a source")
+            source = RssSource(fetcher, clock=clock)
+        self._source = source
+        self._max_concurrent = max_concurrent_feeds
+        self._clock = clock
+        self._wake = asyncio.Event()
+        # Article ids being published right now: two feeds carrying the same story in one
+        # round must not both publish it.
+        self._publishing: set[str] = set()
+
+    async def poll_once(self, now: float | None = None) -> int:
+        """Poll every due feed (bounded concurrency); return how many articles were published."""
+        now = self._clock() if now is None else now
+        slots = asyncio.Semaphore(self._max_concurrent)
+
+        async def bounded(feed: FeedRow) -> int:
+            async with slots:
+                return await self.poll_feed(feed, now)
+
+        results = await asyncio.gather(
+            *(bounded(feed) for feed in self._state.due_feeds(now)), return_exceptions=True
+        )
+        for outcome in results:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome
+        return sum(outcome for outcome in results if isinstance(outcome, int))
+
+    async def run(self) -> None:
+        """Poll forever: start each feed when due, at most ``max_concurrent_feeds`` at a time."""
+        in_flight: dict[str, asyncio.Task[int]] = {}
+        try:
+            while True:
+                now = self._clock()
+                for feed in self._state.due_feeds(now, limit=self._max_concurrent + len(in_flight)):
+                    if feed.url in in_flight or len(in_flight) >= self._max_concurrent:
+                        continue
+                    task = asyncio.create_task(self.poll_feed(feed, now), name=f"poll {feed.url}")
+                    in_flight[feed.url] = task
+                    task.add_done_callback(functools.partial(self._finished, in_flight, feed.url))
+                next_due = self._state.next_due_at()
+                delay = RUN_GRANULARITY_SECONDS
+                if next_due is not None and next_due > now:
+                    delay = min(delay, next_due - now)
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass  # the next feed is due (or the granularity tick came)
+        finally:
+            for task in in_flight.values():
+                task.cancel()
+            await asyncio.gather(*in_flight.values(), return_exceptions=True)
+
+    def _finished(
+        self, in_flight: dict[str, asyncio.Task[int]], url: str, _done: asyncio.Task[int]
+    ) -> None:
+        task = in_flight.pop(url, None)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.error("feed %s: poll crashed: %r", url, task.exception())
+        self._wake.set()
+
+    async def poll_feed(self, feed: FeedRow, now: float) -> int:
+        """Poll one feed, publish what is new or edited, record the outcome. Never raises for
+        a bad feed; returns the number of articles published."""
+        started = time.perf_counter()
+        request = FeedRequest(feed.fetch_url, feed.etag, feed.last_modified)
+        try:
+            result = await self._source.poll(request)
+        except Exception as exc:  # a bug in a source must cost one feed, not the poller
+            log.exception("feed %s: source %s failed", feed.url, self._source.name)
+            result = FetchResult(
+                "error",
+                feed.url,
+                error=f"feed {feed.url}: {type(exc).__name__}: {exc}",
+                error_kind="internal",
+            )
+        metrics.FEED_FETCH_DURATION.observe(time.perf_counter() - started)
+        metrics.FEED_FETCHED_BYTES.inc(result.body_bytes)
+        published = 0
+        if result.outcome == "fetched":
+            metrics.ARTICLES_FETCHED.inc(len(result.entries))
+            published, failure = await self._publish_entries(feed, result, now)
+            if failure is not None:
+                result = FetchResult(
+                    "error", feed.url, error=f"feed {feed.url}: {failure}", error_kind="publish"
+                )
+        metrics.FEED_FETCHES.labels(result.outcome).inc()
+        if result.outcome == "error":
+            metrics.FEED_FETCH_ERRORS.labels(result.error_kind or "unknown").inc()
+            log.warning("%s", result.error)
+        self._state.record_fetch(
+            feed.url,
+            result,
+            now=now,
+            default_interval_seconds=self._settings.poll_interval_seconds,
+            items_seen=len(result.entries),
+        )
+        return published
+
+    async def _publish_entries(
+        self, feed: FeedRow, result: FetchResult, now: float
+    ) -> tuple[int, str | None]:
+        candidates = self._candidates(feed, result, now)
+        known = self._state.published_entries(candidates)
+        to_publish: list[_Candidate] = []
+        for aid, candidate in candidates.items():
+            previous = known.get(aid)
+            if aid in self._publishing:
+                continue  # another feed is publishing it; the next poll sees it as known
+            if previous is None:
+                to_publish.append(candidate)
+            elif previous.feed_url == feed.url and previous.content_hash != candidate.content_hash:
+                candidate.article.is_update = True
+                to_publish.append(candidate)
+        to_publish.sort(key=lambda c: c.article.published)  # oldest first: event time moves forward
+        claimed = {c.article.article_id for c in to_publish}
+        self._publishing |= claimed
+        try:
+            outcomes = await asyncio.gather(
+                *(self._publisher.publish(c.article) for c in to_publish), return_exceptions=True
+            )
+        finally:
+            self._publishing -= claimed
+        published = 0
+        failure: str | None = None
+        for candidate, outcome in zip(to_publish, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome
+                failure = f"publishing failed: {type(outcome).__name__}: {outcome}"
+                continue
+            article = candidate.article
+            self._state.mark_published(article.article_id, feed.url, candidate.content_hash, now)
+            metrics.ARTICLES_PUBLISHED.labels("update" if article.is_update else "new").inc()
+            published += 1
+        return published, failure
+
+    def _candidates(self, feed: FeedRow, result: FetchResult, now: float) -> dict[str, _Candidate]:
+        source = feed.name or result.feed_title or feed.title or urlsplit(feed.url).hostname
+        candidates: dict[str, _Candidate] = {}
+        for entry in result.entries:
+            url = _article_url(feed.fetch_url, entry)
+            aid = article_id(url=url, guid=entry.guid, title=entry.title, feed_url=feed.url)
+            if aid in candidates:
+                continue  # the same story twice in one document: first wins
+            article = RawArticle(
+                article_id=aid,
+                url=url,
+                title=entry.title,
+                body=entry.body,
+                source=source,
+                feed_url=feed.url,
+                published=entry.published,
+                published_is_fetch_time=entry.published_is_fetch_time,
+                fetched_at=now,
+                is_update=False,
+                language=entry.language,
+            )
+            candidates[aid] = _Candidate(article, content_hash(entry.title, entry.body, url))
+        return candidates
+
+
+def _article_url(base: str, entry: FeedEntry) -> str | None:
+    """The entry's link, absolute and canonical; None unless it is http(s)."""
+    if not entry.link:
+        return None
+    absolute = urljoin(base, entry.link)
+    if urlsplit(absolute).scheme.lower() not in ("http", "https"):
+        return None
+    return canonical_url(absolute)

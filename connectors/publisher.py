@@ -1,0 +1,52 @@
+"""The only writer to the raw-articles topic. ``publish`` returns once the broker has the record."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from aiokafka import AIOKafkaProducer
+
+from streams.records import RawArticle
+from streams.topics import TOPICS
+
+
+class Publisher(Protocol):
+    async def publish(self, article: RawArticle) -> None:
+        """Return after the article is durably accepted; raise if it is not."""
+        ...
+
+
+def bootstrap_from_broker_url(broker: str) -> str:
+    """``kafka://host:port[,host:port]`` (the settings form) -> ``host:port[,...]``."""
+    return broker.removeprefix("kafka://").rstrip("/")
+
+
+class KafkaPublisher:
+    """Keyed by article id, so every version of one article lands on the same partition."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        topic: str = TOPICS.raw_articles,
+        linger_ms: float = 1.0,
+        request_timeout_ms: int = 30000,
+    ) -> None:
+        self.topic = topic
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            linger_ms=linger_ms,
+            acks="all",
+            request_timeout_ms=request_timeout_ms,
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def publish(self, article: RawArticle) -> None:
+        await self._producer.send_and_wait(
+            self.topic, value=article.dumps(), key=article.article_id.encode("utf-8")
+        )

@@ -1,0 +1,302 @@
+"""RSS 0.9x/1.0/2.0, Atom and JSON Feed from bytes we fetched: ``parse_feed`` and ``RssSource``.
+
+feedparser only ever sees bytes (given a string it would fetch URLs itself). JSON Feed is
+parsed here with ``json`` because feedparser does not know it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import dataclasses
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import feedparser
+
+from connectors.base import FeedEntry, FeedRequest, FetchResult
+from connectors.fetcher import Fetcher, FetchError
+
+MAX_ENTRIES_PER_FEED = 500
+MAX_FUTURE_SKEW_SECONDS = 86400.0  # a date further ahead than this is a broken clock, not news
+_BOM = b"\xef\xbb\xbf"
+# The internal subset of a DOCTYPE: where entity-expansion bombs live. News feeds do not need
+# it; HTML entities still resolve through feedparser's own table.
+_INTERNAL_SUBSET = re.compile(rb"(<!DOCTYPE[^\[>]*)\[.*?\]\s*>", re.IGNORECASE | re.DOTALL)
+_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    format: str | None  # feedparser's version name (rss20, atom10, rss10 ...) or json1/json11
+    title: str | None
+    entries: tuple[FeedEntry, ...]
+    error: str | None = None  # set when the document yields nothing usable
+    warnings: tuple[str, ...] = ()
+    language: str | None = None
+
+
+def parse_feed(
+    data: bytes,
+    *,
+    url: str | None = None,
+    content_type: str | None = None,
+    fetched_at: float | None = None,
+    max_entries: int = MAX_ENTRIES_PER_FEED,
+) -> ParsedFeed:
+    """Parse one feed document. Never raises on bad input: the error field says what is wrong."""
+    fetched_at = time.time() if fetched_at is None else fetched_at
+    stripped = data.lstrip(b" \t\r\n")
+    if stripped.startswith(_BOM):
+        stripped = stripped[len(_BOM) :].lstrip()
+    if not stripped:
+        return ParsedFeed(None, None, (), error="empty document")
+    if stripped[:1] == b"{" or (content_type and "json" in content_type.lower()):
+        return _parse_json_feed(stripped, fetched_at, max_entries)
+    return _parse_xml_feed(stripped, url, content_type, fetched_at, max_entries)
+
+
+def parse_file(path: Path, *, max_entries: int = MAX_ENTRIES_PER_FEED) -> ParsedFeed:
+    """Parse a saved feed file with the same code as the live connector."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return ParsedFeed(None, None, (), error=f"cannot read {path}: {exc.strerror}")
+    return parse_feed(data, url=path.resolve().as_uri(), max_entries=max_entries)
+
+
+def _without_internal_subset(data: bytes) -> bytes:
+    element = _FIRST_ELEMENT.search(data)
+    head_end = element.start() if element else len(data)
+    head = data[:head_end]
+    if b"[" not in head:
+        return data
+    return _INTERNAL_SUBSET.sub(rb"\1>", head, count=1) + data[head_end:]
+
+
+def _parse_xml_feed(
+    data: bytes, url: str | None, content_type: str | None, fetched_at: float, max_entries: int
+) -> ParsedFeed:
+    # Without a charset the XML declaration and BOM decide (feedparser would otherwise apply
+    # RFC 3023's us-ascii default for text/xml, which real servers never mean).
+    has_charset = content_type is not None and "charset=" in content_type.lower()
+    headers = {"content-type": content_type if has_charset else "application/xml"}
+    if url:
+        headers["content-location"] = url
+    parsed = feedparser.parse(_without_internal_subset(data), response_headers=headers)
+    version = parsed.get("version") or None
+    feed = parsed.get("feed", {})
+    title = _text(feed.get("title"))
+    language = _text(feed.get("language"))
+    problem = parsed.get("bozo_exception") if parsed.get("bozo") else None
+    raw_entries = parsed.get("entries", [])
+    if not raw_entries:
+        if problem is not None:
+            return ParsedFeed(version, title, (), error=f"not a valid feed: {_describe(problem)}")
+        if version is None:
+            return ParsedFeed(None, title, (), error="not a feed: no RSS, Atom or JSON Feed root")
+    warnings = []
+    if problem is not None:
+        warnings.append(f"parsed leniently: {_describe(problem)}")
+    if len(raw_entries) > max_entries:
+        warnings.append(
+            f"{len(raw_entries) - max_entries} entries beyond the cap of {max_entries} dropped"
+        )
+    entries = []
+    for raw in raw_entries[:max_entries]:
+        entry = _xml_entry(raw, fetched_at, language)
+        if entry is not None:
+            entries.append(entry)
+    return ParsedFeed(version, title, tuple(entries), warnings=tuple(warnings), language=language)
+
+
+def _xml_entry(raw: Any, fetched_at: float, language: str | None) -> FeedEntry | None:
+    title = _text(raw.get("title")) or ""
+    link = _text(raw.get("link"))
+    guid = _text(raw.get("id"))
+    contents = [_text(c.get("value")) or "" for c in raw.get("content", []) if hasattr(c, "get")]
+    body = max(contents, key=len, default="") or _text(raw.get("summary")) or ""
+    if not (title or link or guid or body):
+        return None
+    # dict.get skips feedparser's deprecated published->updated key aliasing.
+    struct = dict.get(raw, "published_parsed") or dict.get(raw, "updated_parsed")
+    published = None
+    if struct is not None:
+        try:
+            published = float(calendar.timegm(struct))
+        except (OverflowError, ValueError, TypeError):
+            published = None
+    return _entry(title, link, guid, body, published, fetched_at, language)
+
+
+def _entry(
+    title: str,
+    link: str | None,
+    guid: str | None,
+    body: str,
+    published: float | None,
+    fetched_at: float,
+    language: str | None,
+) -> FeedEntry:
+    if published is None or published < 0 or published > fetched_at + MAX_FUTURE_SKEW_SECONDS:
+        return FeedEntry(title, link, guid, body, fetched_at, True, language)
+    return FeedEntry(title, link, guid, body, published, False, language)
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_json_feed(data: bytes, fetched_at: float, max_entries: int) -> ParsedFeed:
+    try:
+        # Integers stay strings: ids may be huge and we never compute with them.
+        doc = json.loads(data, parse_int=str, parse_constant=_refuse_constant)
+    except RecursionError:
+        return ParsedFeed(None, None, (), error="not a valid JSON Feed: nested too deeply")
+    except (ValueError, UnicodeDecodeError) as exc:
+        return ParsedFeed(None, None, (), error=f"not valid JSON: {exc}")
+    if not isinstance(doc, dict):
+        return ParsedFeed(None, None, (), error="not a JSON Feed: top level is not an object")
+    version = _text(doc.get("version")) or ""
+    if not version.startswith(("https://jsonfeed.org/version/1", "http://jsonfeed.org/version/1")):
+        return ParsedFeed(None, None, (), error=f"not a JSON Feed: version is {version!r}")
+    name = "json11" if version.endswith("/1.1") else "json1"
+    items = doc.get("items")
+    if not isinstance(items, list):
+        return ParsedFeed(name, _text(doc.get("title")), (), error="JSON Feed has no items list")
+    language = _text(doc.get("language"))
+    warnings = []
+    if len(items) > max_entries:
+        warnings.append(
+            f"{len(items) - max_entries} entries beyond the cap of {max_entries} dropped"
+        )
+    entries = []
+    for item in items[:max_entries]:
+        if not isinstance(item, dict):
+            continue
+        title = _text(item.get("title")) or ""
+        link = _text(item.get("url")) or _text(item.get("external_url"))
+        guid = _text(item.get("id"))
+        body = (
+            _text(item.get("content_html"))
+            or _text(item.get("content_text"))
+            or _text(item.get("summary"))
+            or ""
+        )
+        if not (title or link or guid or body):
+            continue
+        published = _rfc3339(item.get("date_published")) or _rfc3339(item.get("date_modified"))
+        entries.append(
+            _entry(
+                title,
+                link,
+                guid,
+                body,
+                published,
+                fetched_at,
+                _text(item.get("language")) or language,
+            )
+        )
+    return ParsedFeed(
+        name, _text(doc.get("title")), tuple(entries), warnings=tuple(warnings), language=language
+    )
+
+
+def _rfc3339(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return None
+
+
+def _describe(problem: BaseException) -> str:
+    return str(problem).strip() or type(problem).__name__
+
+
+class RssSource:
+    """Feeds over HTTP(S) in any of the XML formats or JSON Feed."""
+
+    name = "rss"
+
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        *,
+        max_entries: int = MAX_ENTRIES_PER_FEED,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._fetcher = fetcher
+        self._max_entries = max_entries
+        self._clock = clock
+
+    async def poll(self, feed: FeedRequest) -> FetchResult:
+        fetched_at = self._clock()
+        try:
+            response = await self._fetcher.fetch(
+                feed.url, etag=feed.etag, last_modified=feed.last_modified
+            )
+        except FetchError as exc:
+            return FetchResult(
+                "error",
+                feed.url,
+                error=f"feed {feed.url}: {exc}",
+                error_kind=exc.kind,
+                retry_after_seconds=exc.retry_after_seconds,
+            )
+        # What every non-failed-fetch result shares; replace() fills in the outcome.
+        base = FetchResult(
+            "not_modified",
+            feed.url,
+            etag=feed.etag,
+            last_modified=feed.last_modified,
+            permanent_url=response.permanent_url,
+            http_status=response.status,
+            body_bytes=response.raw_bytes,
+        )
+        if response.status == 304:
+            return base
+        # Parsing is CPU-bound; a thread keeps other fetches' deadlines honest meanwhile.
+        parsed = await asyncio.to_thread(
+            parse_feed,
+            response.body,
+            url=response.url,
+            content_type=response.content_type,
+            fetched_at=fetched_at,
+            max_entries=self._max_entries,
+        )
+        if parsed.error is not None:
+            return dataclasses.replace(
+                base,
+                outcome="error",
+                error=f"feed {feed.url}: {parsed.error}",
+                error_kind="parse",
+                format=parsed.format,
+            )
+        return dataclasses.replace(
+            base,
+            outcome="fetched",
+            entries=parsed.entries,
+            feed_title=parsed.title,
+            format=parsed.format,
+            etag=response.etag,
+            last_modified=response.last_modified,
+            warnings=parsed.warnings,
+        )

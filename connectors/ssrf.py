@@ -1,0 +1,224 @@
+"""SSRF guard for every user-supplied URL we fetch (feeds here, webhooks in alerts).
+
+``check_url`` parses a URL with httpx's own parser (so we check exactly the host httpx would
+dial), resolves it once and refuses any non-public address unless the allow-list covers it.
+``PinnedNetworkBackend`` then makes httpx connect to that checked address and nothing else:
+there is no second DNS lookup, so no rebinding window, and a host that was never checked
+cannot be dialled at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import httpcore
+import httpx
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class SsrfRefused(Exception):
+    """The URL may not be fetched; the message says which address and why."""
+
+
+@dataclass(frozen=True)
+class NetworkPolicy:
+    """Which non-public addresses may be fetched anyway (``allow_private_networks``)."""
+
+    allow_all: bool = False
+    allowed_networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def from_setting(cls, value: str) -> NetworkPolicy:
+        value = value.strip().lower()
+        if value in ("", "false"):
+            return cls()
+        if value == "true":
+            return cls(allow_all=True)
+        networks = tuple(
+            ipaddress.ip_network(cidr.strip(), strict=False) for cidr in value.split(",") if cidr
+        )
+        return cls(allowed_networks=networks)
+
+    def permits(self, address: IPAddress) -> bool:
+        if self.allow_all:
+            return True
+        return any(
+            address.version == net.version and address in net for net in self.allowed_networks
+        )
+
+
+@dataclass(frozen=True)
+class CheckedTarget:
+    """A URL whose host resolved to ``address``, which is allowed; connect there and only there."""
+
+    url: httpx.URL
+    host: str  # as httpcore will name the origin
+    port: int
+    address: str
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def forbidden_reason(address: IPAddress) -> str | None:
+    """Why ``address`` is not a public unicast address, or None if it is."""
+    # An embedded IPv4 address says where the packet really goes, so it decides first.
+    for candidate in (_embedded_ipv4(address), address):
+        if candidate is None:
+            continue
+        if candidate.is_unspecified:
+            return "unspecified"
+        if candidate.is_loopback:
+            return "loopback"
+        if candidate.is_link_local:
+            return "link-local"
+        if candidate.is_multicast:
+            return "multicast"
+        if candidate.version == 4 and candidate in _CGNAT:
+            return "carrier-grade NAT"
+        if candidate.is_reserved:
+            return "reserved"
+        if candidate.is_private:
+            return "private"
+        if not candidate.is_global:
+            return "non-public"
+    return None
+
+
+def check_address(address: IPAddress, policy: NetworkPolicy) -> str | None:
+    """The refusal reason for connecting to ``address`` under ``policy``, or None."""
+    reason = forbidden_reason(address)
+    if reason is None:
+        return None
+    embedded = _embedded_ipv4(address)
+    if policy.permits(address) or (embedded is not None and policy.permits(embedded)):
+        return None
+    return reason
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """All addresses the system resolver gives for ``host``, in its order of preference."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _parse(url: str | httpx.URL) -> httpx.URL:
+    try:
+        return url if isinstance(url, httpx.URL) else httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise SsrfRefused(f"not a valid URL: {exc}") from None
+
+
+async def check_url(
+    url: str | httpx.URL, policy: NetworkPolicy, resolver: Resolver = system_resolver
+) -> CheckedTarget:
+    """Parse, resolve once and check ``url``; raise :class:`SsrfRefused` if it may not be fetched.
+
+    Every resolved address must be allowed (a host that answers with one public and one
+    private address is refused); the first is the one to connect to.
+    """
+    parsed = _parse(url)
+    if parsed.scheme not in DEFAULT_PORTS:
+        raise SsrfRefused(f"scheme {parsed.scheme!r} is not allowed; only http and https")
+    host = parsed.raw_host.decode("ascii")
+    if not host:
+        raise SsrfRefused("URL has no host")
+    port = parsed.port or DEFAULT_PORTS[parsed.scheme]
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            resolved = await resolver(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise SsrfRefused(f"cannot resolve host {host!r}: {exc}") from None
+        addresses = [ipaddress.ip_address(address.split("%", 1)[0]) for address in resolved]
+    if not addresses:
+        raise SsrfRefused(f"host {host!r} resolves to no address")
+    for address in addresses:
+        reason = check_address(address, policy)
+        if reason is not None:
+            shown = host if str(address) == host else f"{host!r} resolves to {address}, which"
+            raise SsrfRefused(
+                f"{shown} is a {reason} address; refused (see allow_private_networks)"
+            )
+    return CheckedTarget(url=parsed, host=host, port=port, address=str(addresses[0]))
+
+
+# (host, port) -> checked address, for the fetch running in the current task.
+_PINNED: contextvars.ContextVar[dict[tuple[str, int], str] | None] = contextvars.ContextVar(
+    "newsalert_pinned_addresses", default=None
+)
+
+
+@contextlib.contextmanager
+def pinned(targets: Iterable[CheckedTarget]) -> Iterator[None]:
+    """Let :class:`PinnedNetworkBackend` dial these checked targets within this block."""
+    token = _PINNED.set({(t.host, t.port): t.address for t in targets})
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
+class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
+    """Dials only addresses pinned by :func:`pinned`; refuses everything else.
+
+    httpcore passes the URL's host name here and uses it for SNI and certificate checks, so
+    TLS stays correct while the TCP connection goes to the checked IP.
+    """
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore interface)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        address = (_PINNED.get() or {}).get((host, port))
+        if address is None:
+            raise SsrfRefused(f"connection to {host}:{port} was not checked; refused")
+        return await self._inner.connect_tcp(
+            address,
+            port,
+            timeout=timeout,
+            local_address=local_address,
+            socket_options=socket_options,
+        )
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore interface)
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise SsrfRefused("unix sockets are never dialled")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)

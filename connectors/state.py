@@ -1,0 +1,272 @@
+"""Durable connector state in SQLite: the feed list, each feed's fetch state and health, and
+which entries were published (so nothing is published twice across restarts).
+
+Tables are prefixed ``feed``; the alerts package keeps its own tables in the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from connectors import scheduler
+from connectors.base import FetchResult
+from streams.settings import FeedConfig
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feeds (
+    url TEXT PRIMARY KEY,               -- as configured or added: the feed's identity
+    fetch_url TEXT NOT NULL,            -- where to fetch; moves with permanent redirects
+    name TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    interval_seconds REAL,
+    origin TEXT NOT NULL DEFAULT 'cli', -- 'config' feeds are removed when the config drops them
+    added_at REAL NOT NULL,
+    title TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    next_poll_at REAL NOT NULL DEFAULT 0,
+    last_fetch_at REAL,
+    last_success_at REAL,
+    last_error TEXT,
+    last_error_at REAL,
+    failing_since REAL,
+    consecutive_errors INTEGER NOT NULL DEFAULT 0,
+    items_seen INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS feeds_next_poll_at ON feeds (next_poll_at);
+CREATE TABLE IF NOT EXISTS feed_entries (
+    article_id TEXT PRIMARY KEY,
+    feed_url TEXT NOT NULL,             -- the feed that first published it; only it can update it
+    content_hash TEXT NOT NULL,
+    first_published_at REAL NOT NULL,
+    last_published_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    url: str
+    fetch_url: str
+    name: str | None
+    tags: tuple[str, ...]
+    interval_seconds: float | None
+    origin: str
+    added_at: float
+    title: str | None
+    etag: str | None
+    last_modified: str | None
+    next_poll_at: float
+    last_fetch_at: float | None
+    last_success_at: float | None
+    last_error: str | None
+    last_error_at: float | None
+    failing_since: float | None
+    consecutive_errors: int
+    items_seen: int
+
+    def healthy(self, now: float | None = None) -> bool:
+        """False once the feed has failed without a success for a day; it is still polled."""
+        if self.failing_since is None:
+            return True
+        now = time.time() if now is None else now
+        return now - self.failing_since < scheduler.UNHEALTHY_AFTER_SECONDS
+
+
+@dataclass(frozen=True)
+class PublishedEntry:
+    feed_url: str
+    content_hash: str
+
+
+class FeedState:
+    """One connection per process; all calls run on the event loop thread and are short."""
+
+    def __init__(self, path: Path | str) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- the feed list -------------------------------------------------------------------
+
+    def sync_config(self, feeds: Iterable[FeedConfig], now: float | None = None) -> None:
+        """Make the configured feeds present (keeping their fetch state) and drop feeds that
+        came from an earlier config but are no longer in it. CLI-added feeds are untouched."""
+        now = time.time() if now is None else now
+        feeds = list(feeds)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for feed in feeds:
+                self._upsert(feed.url, feed.name, feed.tags, feed.interval_seconds, "config", now)
+            urls = [feed.url for feed in feeds]
+            marks = ",".join("?" * len(urls))
+            self._db.execute(
+                f"DELETE FROM feeds WHERE origin = 'config' AND url NOT IN ({marks})", urls
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def add_feed(
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        tags: Sequence[str] = (),
+        interval_seconds: float | None = None,
+        now: float | None = None,
+    ) -> FeedRow:
+        self._upsert(url, name, tags, interval_seconds, "cli", time.time() if now is None else now)
+        row = self.get_feed(url)
+        assert row is not None
+        return row
+
+    def _upsert(
+        self,
+        url: str,
+        name: str | None,
+        tags: Sequence[str],
+        interval_seconds: float | None,
+        origin: str,
+        now: float,
+    ) -> None:
+        self._db.execute(
+            """
+            INSERT INTO feeds (url, fetch_url, name, tags, interval_seconds, origin, added_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (url) DO UPDATE SET
+                name = excluded.name, tags = excluded.tags,
+                interval_seconds = excluded.interval_seconds, origin = excluded.origin
+            """,
+            (url, url, name, json.dumps(list(tags)), interval_seconds, origin, now),
+        )
+
+    def remove_feed(self, url: str) -> bool:
+        """Forget a feed. Its published entries stay remembered, so re-adding it republishes nothing."""
+        return self._db.execute("DELETE FROM feeds WHERE url = ?", (url,)).rowcount > 0
+
+    def get_feed(self, url: str) -> FeedRow | None:
+        row = self._db.execute("SELECT * FROM feeds WHERE url = ?", (url,)).fetchone()
+        return _feed_row(row) if row else None
+
+    def list_feeds(self) -> list[FeedRow]:
+        return [_feed_row(row) for row in self._db.execute("SELECT * FROM feeds ORDER BY url")]
+
+    def due_feeds(self, now: float, limit: int | None = None) -> list[FeedRow]:
+        rows = self._db.execute(
+            "SELECT * FROM feeds WHERE next_poll_at <= ? ORDER BY next_poll_at LIMIT ?",
+            (now, -1 if limit is None else limit),
+        )
+        return [_feed_row(row) for row in rows]
+
+    def next_due_at(self) -> float | None:
+        row = self._db.execute("SELECT MIN(next_poll_at) FROM feeds").fetchone()
+        return row[0]
+
+    # -- fetch outcomes ------------------------------------------------------------------
+
+    def record_fetch(
+        self,
+        url: str,
+        result: FetchResult,
+        *,
+        now: float,
+        default_interval_seconds: float,
+        items_seen: int = 0,
+    ) -> FeedRow | None:
+        """Store one poll's outcome and schedule the next poll. Returns the updated feed."""
+        feed = self.get_feed(url)
+        if feed is None:
+            return None  # removed while it was being polled
+        interval = feed.interval_seconds or default_interval_seconds
+        if result.outcome == "error":
+            errors = feed.consecutive_errors + 1
+            self._db.execute(
+                """UPDATE feeds SET last_fetch_at = ?, last_error = ?, last_error_at = ?,
+                       failing_since = COALESCE(failing_since, ?), consecutive_errors = ?,
+                       next_poll_at = ? WHERE url = ?""",
+                (
+                    now,
+                    result.error,
+                    now,
+                    now,
+                    errors,
+                    scheduler.next_poll_at(
+                        now=now,
+                        interval_seconds=interval,
+                        feed_url=url,
+                        consecutive_errors=errors,
+                        retry_after_seconds=result.retry_after_seconds,
+                    ),
+                    url,
+                ),
+            )
+        else:
+            self._db.execute(
+                """UPDATE feeds SET last_fetch_at = ?, last_success_at = ?, failing_since = NULL,
+                       consecutive_errors = 0, etag = ?, last_modified = ?,
+                       fetch_url = COALESCE(?, fetch_url), title = COALESCE(?, title),
+                       items_seen = items_seen + ?, next_poll_at = ? WHERE url = ?""",
+                (
+                    now,
+                    now,
+                    result.etag,
+                    result.last_modified,
+                    result.permanent_url,
+                    result.feed_title,
+                    items_seen,
+                    scheduler.next_poll_at(now=now, interval_seconds=interval, feed_url=url),
+                    url,
+                ),
+            )
+        return self.get_feed(url)
+
+    # -- published entries ---------------------------------------------------------------
+
+    def published_entries(self, article_ids: Iterable[str]) -> dict[str, PublishedEntry]:
+        ids = list(dict.fromkeys(article_ids))
+        found: dict[str, PublishedEntry] = {}
+        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT article_id, feed_url, content_hash FROM feed_entries"
+                f" WHERE article_id IN ({marks})",
+                chunk,
+            )
+            for row in rows:
+                found[row["article_id"]] = PublishedEntry(row["feed_url"], row["content_hash"])
+        return found
+
+    def mark_published(self, article_id: str, feed_url: str, content_hash: str, now: float) -> None:
+        self._db.execute(
+            """
+            INSERT INTO feed_entries (article_id, feed_url, content_hash, first_published_at,
+                                      last_published_at)
+            VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (article_id) DO UPDATE SET
+                content_hash = excluded.content_hash, last_published_at = excluded.last_published_at
+            WHERE feed_entries.feed_url = excluded.feed_url
+            """,
+            (article_id, feed_url, content_hash, now, now),
+        )
+
+
+def _feed_row(row: sqlite3.Row) -> FeedRow:
+    values = dict(row)
+    values["tags"] = tuple(json.loads(values["tags"]))
+    return FeedRow(**values)

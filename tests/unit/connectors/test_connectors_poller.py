@@ -1,0 +1,200 @@
+from prometheus_client import REGISTRY
+
+from connectors.base import FeedEntry, FeedRequest, FetchResult
+from connectors.identity import article_id
+from connectors.poller import FeedPoller
+from connectors.state import FeedState
+from streams.settings import Settings
+
+NOW = 1_800_000_000.0
+FEED_A = "https://a.example/feed"
+FEED_B = "https://b.example/feed"
+
+
+class ListPublisher:
+    def __init__(self, fail_ids=()):
+        self.articles = []
+        self.fail_ids = set(fail_ids)
+
+    async def publish(self, article):
+        if article.article_id in self.fail_ids:
+            raise ConnectionError("broker unavailable")
+        self.articles.append(article)
+
+
+class ScriptedSource:
+    """Answers each feed URL with the next scripted result (or raises it)."""
+
+    name = "scripted"
+
+    def __init__(self, script):
+        self.script = {url: list(results) for url, results in script.items()}
+        self.requests: list[FeedRequest] = []
+
+    async def poll(self, feed):
+        self.requests.append(feed)
+        result = self.script[feed.url].pop(0)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+
+def entry(n, body="body", **kwargs):
+    return FeedEntry(
+        title=f"Story {n}",
+        link=f"https://a.example/story/{n}?utm_source=rss#top",
+        guid=f"guid-{n}",
+        body=body,
+        published=NOW - 1000 + n,
+        **kwargs,
+    )
+
+
+def fetched(url, *entries, etag='"v1"', title="Feed A"):
+    return FetchResult("fetched", url, entries=tuple(entries), etag=etag, feed_title=title)
+
+
+def make_poller(tmp_path, source, publisher, feeds=(FEED_A,)):
+    state = FeedState(tmp_path / "newsalert.sqlite3")
+    for url in feeds:
+        state.add_feed(url)
+    poller = FeedPoller(Settings(data_dir=tmp_path), state, publisher, fetcher=None, source=source)
+    return poller, state
+
+
+async def test_new_entries_become_raw_articles(tmp_path):
+    publisher = ListPublisher()
+    poller, _ = make_poller(
+        tmp_path, ScriptedSource({FEED_A: [fetched(FEED_A, entry(2), entry(1))]}), publisher
+    )
+    assert await poller.poll_once(NOW) == 2
+    first = publisher.articles[0]  # oldest first
+    assert first.url == "https://a.example/story/1"
+    assert first.article_id == article_id(url="https://a.example/story/1")
+    assert (first.title, first.source, first.feed_url) == ("Story 1", "Feed A", FEED_A)
+    assert (first.published, first.fetched_at, first.is_update) == (NOW - 999, NOW, False)
+
+
+async def test_unchanged_entries_are_not_republished_even_after_restart(tmp_path):
+    publisher = ListPublisher()
+    script = {FEED_A: [fetched(FEED_A, entry(1)), fetched(FEED_A, entry(1), entry(2))]}
+    poller, state = make_poller(tmp_path, ScriptedSource(script), publisher)
+    assert await poller.poll_once(NOW) == 1
+    state.close()
+    restarted_state = FeedState(tmp_path / "newsalert.sqlite3")
+    restarted = FeedPoller(
+        Settings(data_dir=tmp_path),
+        restarted_state,
+        publisher,
+        None,
+        source=ScriptedSource({FEED_A: script[FEED_A][1:]}),
+    )
+    assert await restarted.poll_once(NOW + 10_000) == 1
+    assert [a.title for a in publisher.articles] == ["Story 1", "Story 2"]
+
+
+async def test_edited_entry_is_published_as_an_update(tmp_path):
+    publisher = ListPublisher()
+    script = {FEED_A: [fetched(FEED_A, entry(1)), fetched(FEED_A, entry(1, body="corrected"))]}
+    poller, _ = make_poller(tmp_path, ScriptedSource(script), publisher)
+    await poller.poll_once(NOW)
+    assert await poller.poll_once(NOW + 10_000) == 1
+    original, update = publisher.articles
+    assert update.article_id == original.article_id
+    assert (update.is_update, update.body) == (True, "corrected")
+
+
+async def test_not_modified_publishes_nothing_and_sends_validators(tmp_path):
+    publisher = ListPublisher()
+    source = ScriptedSource(
+        {FEED_A: [fetched(FEED_A, entry(1)), FetchResult("not_modified", FEED_A, etag='"v1"')]}
+    )
+    poller, state = make_poller(tmp_path, source, publisher)
+    await poller.poll_once(NOW)
+    assert await poller.poll_once(NOW + 10_000) == 0
+    assert source.requests[1].etag == '"v1"'
+    assert state.get_feed(FEED_A).last_success_at == NOW + 10_000
+
+
+async def test_failed_publish_is_retried_and_keeps_the_old_etag(tmp_path):
+    failing = ListPublisher(fail_ids={article_id(url="https://a.example/story/2")})
+    script = {
+        FEED_A: [
+            fetched(FEED_A, entry(1), entry(2), etag='"v2"'),
+            fetched(FEED_A, entry(1), entry(2)),
+        ]
+    }
+    poller, state = make_poller(tmp_path, ScriptedSource(script), failing)
+    assert await poller.poll_once(NOW) == 1
+    feed = state.get_feed(FEED_A)
+    assert feed.etag is None, "a new ETag would turn the retry into a 304 and lose story 2"
+    assert "publishing failed: ConnectionError" in feed.last_error
+    failing.fail_ids.clear()
+    assert await poller.poll_once(NOW + 10_000) == 1
+    assert [a.title for a in failing.articles] == ["Story 1", "Story 2"]
+
+
+async def test_one_broken_feed_does_not_stop_the_others(tmp_path):
+    publisher = ListPublisher()
+    source = ScriptedSource(
+        {FEED_A: [RuntimeError("parser bug")], FEED_B: [fetched(FEED_B, entry(1))]}
+    )
+    poller, state = make_poller(tmp_path, source, publisher, feeds=(FEED_A, FEED_B))
+    assert await poller.poll_once(NOW) == 1
+    broken = state.get_feed(FEED_A)
+    assert broken.last_error == f"feed {FEED_A}: RuntimeError: parser bug"
+    assert broken.consecutive_errors == 1 and broken.next_poll_at > NOW
+    assert state.get_feed(FEED_B).last_success_at == NOW
+
+
+async def test_an_entry_carried_by_two_feeds_is_published_once_and_never_flip_flops(tmp_path):
+    publisher = ListPublisher()
+    script = {
+        FEED_A: [fetched(FEED_A, entry(1, body="a")), fetched(FEED_A, entry(1, body="a"))],
+        FEED_B: [fetched(FEED_B, entry(1, body="b")), fetched(FEED_B, entry(1, body="b"))],
+    }
+    poller, _ = make_poller(tmp_path, ScriptedSource(script), publisher, feeds=(FEED_A, FEED_B))
+    await poller.poll_once(NOW)
+    await poller.poll_once(NOW + 10_000)
+    assert len(publisher.articles) == 1
+
+
+async def test_non_http_links_are_not_published_as_urls(tmp_path):
+    publisher = ListPublisher()
+    bad = FeedEntry("t", "javascript:alert(1)", "g", "b", NOW)
+    poller, _ = make_poller(tmp_path, ScriptedSource({FEED_A: [fetched(FEED_A, bad)]}), publisher)
+    await poller.poll_once(NOW)
+    assert publisher.articles[0].url is None
+    assert publisher.articles[0].article_id == article_id(guid="g")
+
+
+def sample(name, **labels):
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_metrics_count_outcomes_articles_and_errors_without_url_labels(tmp_path):
+    before = {
+        "fetched": sample("newsalert_feed_fetches_total", outcome="fetched"),
+        "error": sample("newsalert_feed_fetches_total", outcome="error"),
+        "internal": sample("newsalert_feed_fetch_errors_total", kind="internal"),
+        "found": sample("newsalert_articles_fetched_total"),
+        "new": sample("newsalert_articles_published_total", kind="new"),
+        "update": sample("newsalert_articles_published_total", kind="update"),
+        "polls": sample("newsalert_feed_fetch_duration_seconds_count"),
+    }
+    source = ScriptedSource(
+        {
+            FEED_A: [fetched(FEED_A, entry(1), entry(2)), fetched(FEED_A, entry(1, body="edit"))],
+            FEED_B: [RuntimeError("boom"), RuntimeError("boom")],
+        }
+    )
+    poller, _ = make_poller(tmp_path, source, ListPublisher(), feeds=(FEED_A, FEED_B))
+    await poller.poll_once(NOW)
+    await poller.poll_once(NOW + 100_000)
+    assert sample("newsalert_feed_fetches_total", outcome="fetched") - before["fetched"] == 2
+    assert sample("newsalert_feed_fetches_total", outcome="error") - before["error"] == 2
+    assert sample("newsalert_feed_fetch_errors_total", kind="internal") - before["internal"] == 2
+    assert sample("newsalert_articles_fetched_total") - before["found"] == 3
+    assert sample("newsalert_articles_published_total", kind="new") - before["new"] == 2
+    assert sample("newsalert_articles_published_total", kind="update") - before["update"] == 1
+    assert sample("newsalert_feed_fetch_duration_seconds_count") - before["polls"] == 4

@@ -1,0 +1,128 @@
+import ipaddress
+
+import pytest
+
+from connectors.ssrf import NetworkPolicy, SsrfRefused, check_url, forbidden_reason
+
+DENY = NetworkPolicy.from_setting("false")
+PUBLIC = "93.184.215.14"
+
+
+def resolver_for(table):
+    async def resolve(host, port):
+        if host not in table:
+            raise OSError(f"unknown host {host}")
+        return list(table[host])
+
+    return resolve
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("172.16.0.1", "private"),
+        ("192.168.1.1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("100.64.0.1", "carrier-grade NAT"),
+        ("100.127.255.254", "carrier-grade NAT"),
+        ("224.0.0.1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("240.0.0.1", "reserved"),
+        ("::1", "loopback"),
+        ("::", "unspecified"),
+        ("fe80::1", "link-local"),
+        ("fc00::1", "private"),
+        ("ff02::1", "multicast"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:10.0.0.1", "private"),
+        ("64:ff9b::a9fe:a9fe", "link-local"),  # NAT64 of 169.254.169.254
+        ("2002:7f00:1::", "loopback"),  # 6to4 of 127.0.0.1
+    ],
+)
+def test_non_public_addresses_are_forbidden(address, reason):
+    assert forbidden_reason(ipaddress.ip_address(address)) == reason
+
+
+@pytest.mark.parametrize("address", [PUBLIC, "1.1.1.1", "2606:4700:4700::1111"])
+def test_public_addresses_are_allowed(address):
+    assert forbidden_reason(ipaddress.ip_address(address)) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://[::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://[::ffff:7f00:1]/",
+        "http://2130706433/",  # decimal 127.0.0.1
+        "http://0x7f.1/",  # hex + short form
+        "http://0177.0.0.1/",  # octal: httpx refuses to parse it, so do we
+        "http://127.1/",
+        "http://evil.example\\@127.0.0.1/",  # httpx dials 127.0.0.1 here
+        "http://user@127.0.0.1:8080/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://100.64.1.1/",
+    ],
+)
+async def test_odd_spellings_of_forbidden_hosts_are_refused(url):
+    # The system resolver is used on purpose: it is what turns 2130706433 into 127.0.0.1.
+    with pytest.raises(SsrfRefused):
+        await check_url(url, DENY)
+
+
+async def test_host_resolving_to_a_private_address_is_refused():
+    resolve = resolver_for({"intranet.example": ["10.0.0.5"]})
+    with pytest.raises(SsrfRefused, match="resolves to 10.0.0.5, which is a private address"):
+        await check_url("https://intranet.example/feed", DENY, resolve)
+
+
+async def test_any_forbidden_address_among_several_refuses_the_host():
+    resolve = resolver_for({"mixed.example": [PUBLIC, "127.0.0.1"]})
+    with pytest.raises(SsrfRefused):
+        await check_url("https://mixed.example/", DENY, resolve)
+
+
+async def test_checked_target_carries_the_resolved_address_and_port():
+    resolve = resolver_for({"news.example": [PUBLIC, "2606:4700:4700::1111"]})
+    target = await check_url("https://News.Example/feed?x=1", DENY, resolve)
+    assert (target.host, target.port, target.address) == ("news.example", 443, PUBLIC)
+    assert str(target.url) == "https://news.example/feed?x=1"
+
+
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://example.com/", "gopher://x/", "javascript:alert(1)"]
+)
+async def test_only_http_and_https_are_allowed(url):
+    with pytest.raises(SsrfRefused, match="only http and https|not a valid URL|no host"):
+        await check_url(url, DENY, resolver_for({}))
+
+
+async def test_unresolvable_host_is_refused_with_reason():
+    with pytest.raises(SsrfRefused, match="cannot resolve host 'nowhere.invalid'"):
+        await check_url("http://nowhere.invalid/", DENY, resolver_for({}))
+
+
+async def test_cidr_allow_list_permits_only_its_networks():
+    policy = NetworkPolicy.from_setting("127.0.0.0/8, 10.1.0.0/16")
+    assert (await check_url("http://127.0.0.1:8080/", policy)).address == "127.0.0.1"
+    mapped = await check_url("http://[::ffff:127.0.0.1]/", policy)
+    assert ipaddress.ip_address(mapped.address).ipv4_mapped == ipaddress.ip_address("127.0.0.1")
+    assert (await check_url("http://10.1.2.3/", policy)).address == "10.1.2.3"
+    with pytest.raises(SsrfRefused):
+        await check_url("http://10.2.0.1/", policy)
+    with pytest.raises(SsrfRefused):
+        await check_url("http://[::1]/", policy)
+
+
+async def test_true_allows_every_private_network():
+    policy = NetworkPolicy.from_setting("true")
+    for url in ("http://127.0.0.1/", "http://[::1]/", "http://192.168.0.1/", "http://100.64.0.1/"):
+        await check_url(url, policy)
+
+
+def test_false_and_empty_allow_nothing():
+    assert NetworkPolicy.from_setting("false") == NetworkPolicy()
+    assert NetworkPolicy.from_setting("") == NetworkPolicy()

@@ -1,0 +1,109 @@
+from connectors import scheduler
+from connectors.base import FetchResult
+from connectors.state import FeedState
+from streams.settings import FeedConfig
+
+NOW = 1_800_000_000.0
+URL = "https://news.example/feed.xml"
+
+
+def test_sync_config_adds_keeps_state_and_drops_removed_config_feeds(tmp_path):
+    state = FeedState(tmp_path / "db.sqlite3")
+    state.sync_config([FeedConfig(url=URL, name="News", tags=("a",)), FeedConfig(url=URL + "2")])
+    state.add_feed("https://cli.example/rss")
+    state.record_fetch(
+        URL, FetchResult("fetched", URL, etag='"v1"'), now=NOW, default_interval_seconds=300
+    )
+    state.sync_config([FeedConfig(url=URL, name="Renamed", interval_seconds=60)])
+    feeds = {feed.url: feed for feed in state.list_feeds()}
+    assert set(feeds) == {URL, "https://cli.example/rss"}
+    assert feeds[URL].name == "Renamed" and feeds[URL].interval_seconds == 60
+    assert feeds[URL].etag == '"v1"', "config sync must keep fetch state"
+
+
+def test_remove_feed(tmp_path):
+    state = FeedState(tmp_path / "db.sqlite3")
+    state.add_feed(URL, name="n", tags=["x", "y"])
+    assert state.get_feed(URL).tags == ("x", "y")
+    assert state.remove_feed(URL) is True
+    assert state.remove_feed(URL) is False
+    assert state.list_feeds() == []
+
+
+def test_new_feeds_are_due_at_once_and_not_again_until_their_interval(tmp_path):
+    state = FeedState(tmp_path / "db.sqlite3")
+    state.add_feed(URL, interval_seconds=600)
+    assert [f.url for f in state.due_feeds(NOW)] == [URL]
+    feed = state.record_fetch(
+        URL, FetchResult("not_modified", URL), now=NOW, default_interval_seconds=300
+    )
+    assert 540 <= feed.next_poll_at - NOW <= 660  # the feed's own interval, with jitter
+    assert state.due_feeds(NOW + 500) == []
+    assert [f.url for f in state.due_feeds(NOW + 700)] == [URL]
+
+
+def test_errors_back_off_exponentially_and_success_resets(tmp_path):
+    state = FeedState(tmp_path / "db.sqlite3")
+    state.add_feed(URL, interval_seconds=100)
+    error = FetchResult("error", URL, error=f"feed {URL}: HTTP 500", error_kind="http_status")
+    delays = []
+    for _ in range(4):
+        feed = state.record_fetch(URL, error, now=NOW, default_interval_seconds=300)
+        delays.append(feed.next_poll_at - NOW)
+    assert 90 <= delays[0] <= 110  # first error: the normal (jittered) interval
+    assert delays[1:] == [200.0, 400.0, 800.0]
+    assert feed.consecutive_errors == 4 and feed.last_error == f"feed {URL}: HTTP 500"
+    assert feed.failing_since == NOW and not feed.healthy(NOW + 86400)
+    ok = state.record_fetch(URL, FetchResult("fetched", URL), now=NOW, default_interval_seconds=300)
+    assert ok.consecutive_errors == 0 and ok.failing_since is None and ok.healthy(NOW)
+    assert ok.last_error == f"feed {URL}: HTTP 500", "the last error stays visible for `feeds list`"
+
+
+def test_error_backoff_is_capped():
+    due = scheduler.next_poll_at(now=0, interval_seconds=300, feed_url=URL, consecutive_errors=40)
+    assert due == scheduler.MAX_ERROR_BACKOFF_SECONDS
+
+
+def test_retry_after_is_honoured(tmp_path):
+    state = FeedState(tmp_path / "db.sqlite3")
+    state.add_feed(URL, interval_seconds=60)
+    limited = FetchResult(
+        "error", URL, error="429", error_kind="http_status", retry_after_seconds=3600
+    )
+    feed = state.record_fetch(URL, limited, now=NOW, default_interval_seconds=300)
+    assert feed.next_poll_at == NOW + 3600
+
+
+def test_jitter_is_stable_per_feed_and_bounded():
+    factors = {scheduler.jitter_factor(f"https://f{i}.example/") for i in range(50)}
+    assert len(factors) > 40
+    assert all(0.9 <= f <= 1.1 for f in factors)
+    assert scheduler.jitter_factor(URL) == scheduler.jitter_factor(URL)
+
+
+def test_permanent_redirect_moves_the_fetch_url_but_not_the_identity(tmp_path):
+    state = FeedState(tmp_path / "db.sqlite3")
+    state.add_feed(URL)
+    moved = FetchResult("fetched", URL, permanent_url="https://new.example/feed")
+    feed = state.record_fetch(URL, moved, now=NOW, default_interval_seconds=300)
+    assert (feed.url, feed.fetch_url) == (URL, "https://new.example/feed")
+
+
+def test_published_entries_survive_a_restart(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    first = FeedState(path)
+    first.mark_published("a1", URL, "hash1", NOW)
+    first.close()
+    second = FeedState(path)
+    known = second.published_entries(["a1", "a2"])
+    assert set(known) == {"a1"}
+    assert (known["a1"].feed_url, known["a1"].content_hash) == (URL, "hash1")
+    second.mark_published("a1", URL, "hash2", NOW + 1)
+    assert second.published_entries(["a1"])["a1"].content_hash == "hash2"
+
+
+def test_published_entries_handles_more_ids_than_sqlite_parameters(tmp_path):
+    state = FeedState(tmp_path / "db.sqlite3")
+    for i in range(0, 1200, 7):
+        state.mark_published(f"a{i}", URL, "h", NOW)
+    assert len(state.published_entries(f"a{i}" for i in range(1200))) == len(range(0, 1200, 7))
