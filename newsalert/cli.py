@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import pkgutil
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import newsalert
 from streams.settings import ConfigError, Settings, load_settings
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, help="YAML config file (see deploy/newsalert.example.yaml)"
     )
@@ -26,7 +30,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _service_options(parser: argparse.ArgumentParser) -> None:
-    _common(parser)
+    common_options(parser)
     parser.add_argument(
         "--broker",
         help="external Kafka as kafka://HOST:PORT (env NEWSALERT_BROKER); "
@@ -37,6 +41,16 @@ def _service_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="port of /metrics (env NEWSALERT_METRICS_PORT; 0 = any free)",
     )
+
+
+def command_modules() -> list[ModuleType]:
+    """Subcommands that live in their own module: ``newsalert/cmd_<name>.py`` with
+    ``add_parser(commands)`` and ``run(args, settings) -> int`` (settings from the common
+    options), or ``run_without_settings(args) -> int`` for commands that need no config."""
+    names = sorted(
+        m.name for m in pkgutil.iter_modules(newsalert.__path__) if m.name.startswith("cmd_")
+    )
+    return [importlib.import_module(f"newsalert.{name}") for name in names]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--timeout", type=float, default=50.0, help="give up after this many seconds")
 
+    for module in command_modules():
+        before = set(commands.choices)
+        module.add_parser(commands)
+        for name in set(commands.choices) - before:
+            commands.choices[name].set_defaults(command_module=module)
+
     check = commands.add_parser(
         "check-config",
         help="validate a config file and print the effective settings",
@@ -107,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     from newsalert.broker import BrokerError
     from newsalert.service import run_until_stopped, setup_logging
 
+    module = getattr(args, "command_module", None)
     try:
+        if module is not None and hasattr(module, "run_without_settings"):
+            return int(module.run_without_settings(args))
         if args.command == "demo":
             from newsalert.demo import run_demo
 
@@ -115,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_demo(timeout_seconds=args.timeout))
         settings = _settings(args)
         setup_logging(settings.log_level)
+        if module is not None:
+            return int(module.run(args, settings))
         if args.command == "check-config":
             print(settings.model_dump_json(indent=2))
             return 0

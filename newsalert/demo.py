@@ -52,7 +52,8 @@ def demo_settings(data_dir: Path, feeds: list[dict], webhook_url: str, smtp_port
             }
         ],
         smtp={"host": "127.0.0.1", "port": smtp_port},
-        spike={"bucket_seconds": 3600, "min_count": 5, "ratio": 3.0},
+        # A brand-new topic has no baseline: an absolute threshold lets its first burst alert.
+        spike={"bucket_seconds": 3600, "min_count": 5, "absolute_threshold": 5},
     )
 
 

@@ -108,7 +108,7 @@ def write_config(
             }
         ],
         "smtp": {"host": "127.0.0.1", "port": smtp.port},
-        "spike": {"bucket_seconds": 3600, "min_count": 5, "ratio": 3.0},
+        "spike": {"bucket_seconds": 3600, "min_count": 5, "absolute_threshold": 5},
     }
     path = tmp_path / "newsalert.yaml"
     path.write_text(yaml.safe_dump(config))
