@@ -125,7 +125,7 @@ class _Inflater:
                 break
 
 
-class _GuardedTransport(httpx.AsyncHTTPTransport):
+class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with a pool that can dial only SSRF-checked addresses.
 
     httpx has no public hook for the network backend, so we replace the pool it built
@@ -166,7 +166,7 @@ class Fetcher:
             max_connections=max_connections, max_keepalive_connections=max_connections // 2
         )
         self._client = httpx.AsyncClient(
-            transport=_GuardedTransport(limits),
+            transport=GuardedTransport(limits),
             timeout=httpx.Timeout(self.deadline_seconds),
             follow_redirects=False,
             trust_env=False,

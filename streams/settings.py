@@ -73,6 +73,8 @@ class SubscriptionConfig(_Frozen):
     webhook: WebhookConfig | None = None
     email: str | None = None
     active: bool = True
+    # Which spike states are announced: escalated/resolved updates only if asked for.
+    notify_on: tuple[Literal["started", "escalated", "resolved"], ...] = ("started",)
 
     @field_validator("email")
     @classmethod

@@ -1,0 +1,25 @@
+"""Prometheus metrics of alert delivery (labels: channel, outcome; never an address)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+NOTIFICATIONS_QUEUED = Counter(
+    "newsalert_notifications_queued_total", "Notifications written to the outbox", ["channel"]
+)
+DELIVERIES = Counter(
+    "newsalert_deliveries_total",
+    "Delivery attempts by outcome (delivered, retry, failed, disabled, dead)",
+    ["channel", "outcome"],
+)
+DELIVERY_DURATION = Histogram(
+    "newsalert_delivery_duration_seconds",
+    "Time of one delivery attempt",
+    ["channel"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+NOTIFICATION_LATENCY = Histogram(
+    "newsalert_notification_latency_seconds",
+    "From a spike's detection to its notification being delivered",
+    ["channel"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
+OUTBOX_PENDING = Gauge("newsalert_outbox_pending", "Notifications waiting for delivery")

@@ -1,0 +1,124 @@
+"""What a subscriber receives: the versioned webhook body and the e-mail's subject, text and
+HTML. The webhook body is documented in the README and ``alerts/webhook-payload.schema.json``;
+changing its shape means a new ``version``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+
+PAYLOAD_VERSION = 1
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _safe_link(url: str | None) -> str | None:
+    """Only http(s) links reach a subscriber (no javascript:, data: ...)."""
+    if not url:
+        return None
+    return url if urlsplit(url).scheme.lower() in ("http", "https") else None
+
+
+def webhook_payload(
+    message_id: str, subscriber: str, spike: dict[str, Any], *, test: bool = False
+) -> dict[str, Any]:
+    return {
+        "version": PAYLOAD_VERSION,
+        "type": f"spike.{spike['state']}",
+        "message_id": message_id,
+        "test": test,
+        "subscriber": subscriber,
+        "topic": spike["topic"],
+        "state": spike["state"],
+        "spike_id": spike["spike_id"],
+        "window": {"start": iso(spike["window_start"]), "end": iso(spike["window_end"])},
+        "count": spike["count"],
+        "baseline": round(float(spike["baseline"]), 3),
+        "ratio": round(float(spike["ratio"]), 3),
+        "score": round(float(spike["score"]), 3),
+        "detected_at": iso(spike.get("detected_at") or spike["window_end"]),
+        "recent_counts": [
+            {"start": iso(point["start"]), "count": point["count"]}
+            for point in spike.get("recent_counts", [])
+        ],
+        "top_stories": [
+            {
+                "title": story.get("title") or "",
+                "source": story.get("source"),
+                "url": _safe_link(story.get("url")),
+                "published": iso(story["published"]) if story.get("published") else None,
+            }
+            for story in spike.get("top_stories", [])
+        ],
+        "matched_terms": list(spike.get("top_terms", [])),
+    }
+
+
+def webhook_body(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@cache
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("alerts", "templates"),
+        # Titles and terms come from the web: HTML is escaped; plain text stays as written.
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html.j2",), disabled_extensions=("txt.j2",)
+        ),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def chart_svg(
+    points: list[dict[str, Any]], baseline: float, width: int = 360, height: int = 80
+) -> str:
+    """A small bar chart of recent counts with the baseline as a line (inline SVG)."""
+    if not points:
+        return ""
+    top = max(max(p["count"] for p in points), baseline, 1)
+    bar = width / len(points)
+    bars = []
+    for i, point in enumerate(points):
+        h = (height - 4) * point["count"] / top
+        bars.append(
+            f'<rect x="{i * bar + 1:.1f}" y="{height - h:.1f}" width="{max(bar - 2, 1):.1f}" '
+            f'height="{h:.1f}" fill="#c0392b"/>'
+        )
+    y = height - (height - 4) * baseline / top
+    line = f'<line x1="0" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#555" stroke-dasharray="4 3"/>'
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="recent counts against baseline">{"".join(bars)}{line}</svg>'
+    )
+
+
+def email_content(payload: dict[str, Any]) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) for one webhook payload's worth of alert."""
+    marker = "[TEST] " if payload["test"] else ""
+    subject = (
+        f"{marker}newsalert: {payload['topic']} {payload['state']}: "
+        f"{payload['count']} stories vs baseline {payload['baseline']:g}"
+    )
+    # Subject lines are headers: no line breaks from titles or topics.
+    subject = " ".join(subject.split())
+    context = {
+        "p": payload,
+        "chart": chart_svg(
+            [{"count": c["count"]} for c in payload["recent_counts"]], payload["baseline"]
+        ),
+    }
+    env = _templates()
+    plain = env.get_template("alert.txt.j2").render(**context)
+    html = env.get_template("alert.html.j2").render(**context)
+    return subject, plain, html

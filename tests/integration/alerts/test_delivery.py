@@ -1,0 +1,186 @@
+"""Delivery against real local servers: a webhook receiver and an SMTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from alerts.runtime import build_dispatcher
+from newsalert.localservers import SmtpSink, WebhookReceiver
+from streams.settings import load_settings
+
+SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seQ=="
+
+SPIKE = {
+    "spike_id": "5g-security:1700000000",
+    "topic": "5g-security",
+    "state": "started",
+    "window_start": 1_700_000_000.0,
+    "window_end": 1_700_003_600.0,
+    "count": 6,
+    "baseline": 1.0,
+    "ratio": 6.0,
+    "score": 5.0,
+    "detected_at": 1_700_001_000.0,
+    "top_stories": [
+        {
+            "article_id": "a1",
+            "story_id": "s1",
+            "title": "US warns Germany over Huawei in 5G",
+            "url": "https://news.example/a1",
+            "source": "Reuters",
+            "published": 1_700_000_100.0,
+        }
+    ],
+    "top_terms": ["Huawei", "5G"],
+    "recent_counts": [{"start": 1_700_000_000.0, "count": 6}],
+}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def receiver():
+    server = WebhookReceiver(SECRET)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def smtp():
+    server = SmtpSink()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def settings_for(tmp_path, receiver, smtp, allow="127.0.0.0/8", **extra):
+    return load_settings(
+        None,
+        data_dir=tmp_path,
+        allow_private_networks=allow,
+        subscriptions=[
+            {
+                "name": "desk",
+                "topics": ["5g-security"],
+                "webhook": {"url": receiver.url("/hook"), "secret": SECRET},
+                "email": "risk@example.org",
+            }
+        ],
+        smtp={"host": "127.0.0.1", "port": smtp.port},
+        **extra,
+    )
+
+
+def dispatcher_for(settings, clock):
+    dispatcher = build_dispatcher(settings)
+    dispatcher.clock = clock
+    return dispatcher
+
+
+async def test_signed_webhook_and_email_are_delivered_once(tmp_path, receiver, smtp):
+    dispatcher = dispatcher_for(settings_for(tmp_path, receiver, smtp), Clock())
+    try:
+        assert await dispatcher.accept(copy.deepcopy(SPIKE)) == 2
+        assert await dispatcher.accept(copy.deepcopy(SPIKE)) == 0  # a re-read spike
+        assert await dispatcher.deliver_due() == 2
+        assert await dispatcher.deliver_due() == 0
+    finally:
+        await dispatcher.close()
+    (hook,) = receiver.received
+    assert hook.verified
+    assert hook.payload["topic"] == "5g-security"
+    assert hook.headers["webhook-id"] == hook.payload["message_id"]
+    (message,) = smtp.messages
+    assert message["To"] == "risk@example.org" and "5g-security" in message["Subject"]
+
+
+async def test_failures_are_retried_on_schedule_with_the_same_webhook_id(tmp_path, receiver, smtp):
+    receiver.status = 500
+    clock = Clock()
+    settings = settings_for(tmp_path, receiver, smtp, delivery_retry_schedule_seconds=(5, 300))
+    dispatcher = dispatcher_for(settings, clock)
+    try:
+        await dispatcher.accept(copy.deepcopy(SPIKE))
+        await dispatcher.deliver_due()  # webhook fails, e-mail is delivered
+        assert await dispatcher.deliver_due() == 0  # not due yet
+        clock.now += 6
+        assert await dispatcher.deliver_due() == 1
+        receiver.status = 200
+        clock.now += 400
+        assert await dispatcher.deliver_due() == 1
+        store = dispatcher.store
+        (row,) = [r for r in store.messages() if r.channel == "webhook"]
+        assert row.status == "delivered" and row.attempts == 3
+    finally:
+        await dispatcher.close()
+    assert len({h.headers["webhook-id"] for h in receiver.received}) == 1
+    assert len(receiver.received) == 3
+
+
+async def test_exhausted_schedule_goes_to_dead_letters_and_can_be_replayed(
+    tmp_path, receiver, smtp
+):
+    receiver.status = 503
+    clock = Clock()
+    settings = settings_for(tmp_path, receiver, smtp, delivery_retry_schedule_seconds=(5,))
+    dispatcher = dispatcher_for(settings, clock)
+    try:
+        await dispatcher.accept(copy.deepcopy(SPIKE))
+        await dispatcher.deliver_due()
+        clock.now += 10
+        await dispatcher.deliver_due()
+        (dead,) = dispatcher.store.messages(status="dead")
+        assert dead.channel == "webhook" and "503" in dead.last_error
+        receiver.status = 200
+        assert dispatcher.store.requeue(dead.message_id, now=clock.now)
+        assert await dispatcher.deliver_due() == 1
+        assert dispatcher.store.get(dead.message_id).status == "delivered"
+    finally:
+        await dispatcher.close()
+
+
+async def test_410_gone_stops_delivery_at_once(tmp_path, receiver, smtp):
+    receiver.status = 410
+    dispatcher = dispatcher_for(settings_for(tmp_path, receiver, smtp), Clock())
+    try:
+        await dispatcher.accept(copy.deepcopy(SPIKE))
+        await dispatcher.deliver_due()
+        (row,) = [r for r in dispatcher.store.messages() if r.channel == "webhook"]
+        assert row.status == "dead" and "410" in row.last_error
+    finally:
+        await dispatcher.close()
+    assert len(receiver.received) == 1
+
+
+async def test_webhook_to_a_private_address_is_refused_without_allow_list(tmp_path, receiver, smtp):
+    dispatcher = dispatcher_for(settings_for(tmp_path, receiver, smtp, allow="false"), Clock())
+    try:
+        await dispatcher.accept(copy.deepcopy(SPIKE))
+        await dispatcher.deliver_due()
+        (row,) = [r for r in dispatcher.store.messages() if r.channel == "webhook"]
+        assert row.status == "dead" and "loopback" in row.last_error
+    finally:
+        await dispatcher.close()
+    assert receiver.received == []
+
+
+async def test_accepted_notifications_survive_a_restart(tmp_path, receiver, smtp):
+    settings = settings_for(tmp_path, receiver, smtp)
+    first = dispatcher_for(settings, Clock())
+    await first.accept(copy.deepcopy(SPIKE))
+    await first.close()  # stopped before delivering anything
+    second = dispatcher_for(settings, Clock())
+    try:
+        assert await second.deliver_due() == 2
+    finally:
+        await second.close()
+    assert len(receiver.received) == 1 and len(smtp.messages) == 1
