@@ -23,6 +23,7 @@ class FeedEntry:
     published: float  # UTC epoch seconds
     published_is_fetch_time: bool = False
     language: str | None = None
+    source: str | None = None  # the outlet, when the entry names it (JSON Lines); else the feed's
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class FetchResult:
     error: str | None = None
     error_kind: str | None = None
     warnings: tuple[str, ...] = field(default=())
+    # How long the feed says it stays fresh (its ttl or sy:updatePeriod), for the scheduler.
+    refresh_hint_seconds: float | None = None
 
 
 class Source(Protocol):

@@ -3,6 +3,8 @@
 An entry is marked published only after the broker acknowledged it, and a feed whose
 articles could not all be published keeps its old ETag, so the next poll fetches and
 retries them instead of getting a 304. One broken feed never stops the others.
+Feeds are claimed with a lease (see ``connectors.state``), so several pollers may share one
+feed list without polling a feed twice.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +34,12 @@ log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_FEEDS = 100
 RUN_GRANULARITY_SECONDS = 1.0
+LEASE_MIN_SECONDS = 120.0  # beyond the fetch deadline: publishing to the broker takes time too
+
+
+def lease_owner_name() -> str:
+    """Names this poller in leases: host, process and a random part (two pollers, one process)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class FeedPoller:
         source: Source | None = None,
         max_concurrent_feeds: int = MAX_CONCURRENT_FEEDS,
         clock: Callable[[], float] = time.time,
+        lease_seconds: float | None = None,
     ) -> None:
         self._settings = settings
         self._state = state
@@ -59,6 +71,10 @@ class FeedPoller:
         self._source = source
         self._max_concurrent = max_concurrent_feeds
         self._clock = clock
+        self.owner = lease_owner_name()
+        self._lease_seconds = lease_seconds or max(
+            LEASE_MIN_SECONDS, 2 * settings.fetch_timeout_seconds + LEASE_MIN_SECONDS
+        )
         self._wake = asyncio.Event()
         # Article ids being published right now: two feeds carrying the same story in one
         # round must not both publish it.
@@ -73,9 +89,14 @@ class FeedPoller:
             async with slots:
                 return await self.poll_feed(feed, now)
 
-        results = await asyncio.gather(
-            *(bounded(feed) for feed in self._state.due_feeds(now)), return_exceptions=True
-        )
+        claimed = self._state.claim_due_feeds(now, self.owner, self._lease_seconds)
+        try:
+            results = await asyncio.gather(
+                *(bounded(feed) for feed in claimed), return_exceptions=True
+            )
+        finally:
+            # Normally each outcome ended its lease; a cancelled round gives the rest back.
+            self._state.release_leases(self.owner, (feed.url for feed in claimed))
         for outcome in results:
             if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
                 raise outcome
@@ -87,9 +108,11 @@ class FeedPoller:
         try:
             while True:
                 now = self._clock()
-                for feed in self._state.due_feeds(now, limit=self._max_concurrent + len(in_flight)):
-                    if feed.url in in_flight or len(in_flight) >= self._max_concurrent:
-                        continue
+                free = self._max_concurrent - len(in_flight)
+                claimed = self._state.claim_due_feeds(now, self.owner, self._lease_seconds, free)
+                for feed in claimed:
+                    if feed.url in in_flight:
+                        continue  # its lease ran out while it was still being polled
                     task = asyncio.create_task(self.poll_feed(feed, now), name=f"poll {feed.url}")
                     in_flight[feed.url] = task
                     task.add_done_callback(functools.partial(self._finished, in_flight, feed.url))
@@ -107,6 +130,7 @@ class FeedPoller:
             for task in in_flight.values():
                 task.cancel()
             await asyncio.gather(*in_flight.values(), return_exceptions=True)
+            self._state.release_leases(self.owner)
 
     def _finished(
         self, in_flight: dict[str, asyncio.Task[int]], url: str, _done: asyncio.Task[int]
@@ -133,10 +157,10 @@ class FeedPoller:
             )
         metrics.FEED_FETCH_DURATION.observe(time.perf_counter() - started)
         metrics.FEED_FETCHED_BYTES.inc(result.body_bytes)
-        published = 0
+        new = updated = 0
         if result.outcome == "fetched":
             metrics.ARTICLES_FETCHED.inc(len(result.entries))
-            published, failure = await self._publish_entries(feed, result, now)
+            new, updated, failure = await self._publish_entries(feed, result, now)
             if failure is not None:
                 result = FetchResult(
                     "error", feed.url, error=f"feed {feed.url}: {failure}", error_kind="publish"
@@ -150,13 +174,15 @@ class FeedPoller:
             result,
             now=now,
             default_interval_seconds=self._settings.poll_interval_seconds,
-            items_seen=len(result.entries),
+            items_seen=new,
+            changed=new + updated > 0,
         )
-        return published
+        return new + updated
 
     async def _publish_entries(
         self, feed: FeedRow, result: FetchResult, now: float
-    ) -> tuple[int, str | None]:
+    ) -> tuple[int, int, str | None]:
+        """Publish what is new or edited; return (new, updated, failure or None)."""
         candidates = self._candidates(feed, result, now)
         known = self._state.published_entries(candidates)
         to_publish: list[_Candidate] = []
@@ -178,7 +204,7 @@ class FeedPoller:
             )
         finally:
             self._publishing -= claimed
-        published = 0
+        new = updated = 0
         failure: str | None = None
         for candidate, outcome in zip(to_publish, outcomes, strict=True):
             if isinstance(outcome, BaseException):
@@ -189,11 +215,14 @@ class FeedPoller:
             article = candidate.article
             self._state.mark_published(article.article_id, feed.url, candidate.content_hash, now)
             metrics.ARTICLES_PUBLISHED.labels("update" if article.is_update else "new").inc()
-            published += 1
-        return published, failure
+            if article.is_update:
+                updated += 1
+            else:
+                new += 1
+        return new, updated, failure
 
     def _candidates(self, feed: FeedRow, result: FetchResult, now: float) -> dict[str, _Candidate]:
-        source = feed.name or result.feed_title or feed.title or urlsplit(feed.url).hostname
+        feed_source = feed.name or result.feed_title or feed.title or urlsplit(feed.url).hostname
         candidates: dict[str, _Candidate] = {}
         for entry in result.entries:
             url = _article_url(feed.fetch_url, entry)
@@ -205,7 +234,7 @@ class FeedPoller:
                 url=url,
                 title=entry.title,
                 body=entry.body,
-                source=source,
+                source=entry.source or feed_source,
                 feed_url=feed.url,
                 published=entry.published,
                 published_is_fetch_time=entry.published_is_fetch_time,

@@ -20,6 +20,7 @@ from typing import Any
 
 import feedparser
 
+from connectors import scheduler
 from connectors.base import FeedEntry, FeedRequest, FetchResult
 from connectors.fetcher import Fetcher, FetchError
 
@@ -40,6 +41,7 @@ class ParsedFeed:
     error: str | None = None  # set when the document yields nothing usable
     warnings: tuple[str, ...] = ()
     language: str | None = None
+    refresh_hint_seconds: float | None = None  # from the feed's ttl or sy:updatePeriod
 
 
 def parse_feed(
@@ -113,7 +115,19 @@ def _parse_xml_feed(
         entry = _xml_entry(raw, fetched_at, language)
         if entry is not None:
             entries.append(entry)
-    return ParsedFeed(version, title, tuple(entries), warnings=tuple(warnings), language=language)
+    hint = scheduler.feed_hint_seconds(
+        _text(feed.get("ttl")),
+        _text(feed.get("sy_updateperiod")),
+        _text(feed.get("sy_updatefrequency")),
+    )
+    return ParsedFeed(
+        version,
+        title,
+        tuple(entries),
+        warnings=tuple(warnings),
+        language=language,
+        refresh_hint_seconds=hint,
+    )
 
 
 def _xml_entry(raw: Any, fetched_at: float, language: str | None) -> FeedEntry | None:
@@ -299,4 +313,5 @@ class RssSource:
             etag=response.etag,
             last_modified=response.last_modified,
             warnings=parsed.warnings,
+            refresh_hint_seconds=parsed.refresh_hint_seconds,
         )

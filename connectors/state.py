@@ -2,6 +2,14 @@
 which entries were published (so nothing is published twice across restarts).
 
 Tables are prefixed ``feed``; the alerts package keeps its own tables in the same file.
+
+Several connector processes may share one database: each claims due feeds with a lease (one
+atomic ``UPDATE ... RETURNING``, so two processes never claim the same feed) and the lease ends
+when the outcome is recorded, which also moves the feed's next poll an interval ahead. A process
+that dies holding leases delays those feeds by at most the lease length. On PostgreSQL the same
+claim is ``SELECT ... FROM feeds WHERE next_poll_at <= now() AND lease_until < now() ORDER BY
+next_poll_at LIMIT n FOR UPDATE SKIP LOCKED`` followed by the lease ``UPDATE`` in one
+transaction.
 """
 
 from __future__ import annotations
@@ -47,6 +55,15 @@ CREATE TABLE IF NOT EXISTS feed_entries (
     last_published_at REAL NOT NULL
 );
 """
+# Columns added after the first release; existing databases get them on open.
+_ADDED_COLUMNS = {
+    "lease_owner": "TEXT",  # which process is polling the feed right now
+    "lease_until": "REAL",  # ... until when; an expired lease is free to take
+    "refresh_hint_seconds": "REAL",  # the feed's own ttl / sy:updatePeriod
+    "last_change_at": "REAL",  # the last poll that brought new or edited entries
+    "change_gap_seconds": "REAL",  # running estimate of the time between changes
+    "interval_in_use_seconds": "REAL",  # the adapted interval the last schedule used
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,12 @@ class FeedRow:
     failing_since: float | None
     consecutive_errors: int
     items_seen: int
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    refresh_hint_seconds: float | None = None
+    last_change_at: float | None = None
+    change_gap_seconds: float | None = None
+    interval_in_use_seconds: float | None = None
 
     def healthy(self, now: float | None = None) -> bool:
         """False once the feed has failed without a success for a day; it is still polled."""
@@ -96,6 +119,19 @@ class FeedState:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")  # two processes opening an old file at once
+        try:
+            present = {row["name"] for row in self._db.execute("PRAGMA table_info(feeds)")}
+            for name, kind in _ADDED_COLUMNS.items():
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE feeds ADD COLUMN {name} {kind}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._db.close()
@@ -177,6 +213,48 @@ class FeedState:
         row = self._db.execute("SELECT MIN(next_poll_at) FROM feeds").fetchone()
         return row[0]
 
+    def find_feeds(self, url_or_name: str) -> list[FeedRow]:
+        """Feeds whose URL or name is exactly this (a name may be shared)."""
+        rows = self._db.execute(
+            "SELECT * FROM feeds WHERE url = ? OR name = ? ORDER BY url", (url_or_name, url_or_name)
+        )
+        return [_feed_row(row) for row in rows]
+
+    # -- leases: who polls which feed now ------------------------------------------------
+
+    def claim_due_feeds(
+        self, now: float, owner: str, lease_seconds: float, limit: int | None = None
+    ) -> list[FeedRow]:
+        """Take the lease on up to ``limit`` due feeds that nobody else holds, atomically: two
+        processes calling this at once never get the same feed."""
+        rows = self._db.execute(
+            """
+            UPDATE feeds SET lease_owner = ?, lease_until = ?
+            WHERE url IN (
+                SELECT url FROM feeds
+                WHERE next_poll_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
+                ORDER BY next_poll_at LIMIT ?
+            )
+            RETURNING *
+            """,
+            (owner, now + lease_seconds, now, now, -1 if limit is None else limit),
+        ).fetchall()
+        return sorted((_feed_row(row) for row in rows), key=lambda f: f.next_poll_at)
+
+    def release_leases(self, owner: str, urls: Iterable[str] | None = None) -> None:
+        """Give leases back without recording an outcome (a poll cancelled at shutdown)."""
+        if urls is None:
+            self._db.execute(
+                "UPDATE feeds SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
+                (owner,),
+            )
+            return
+        self._db.executemany(
+            "UPDATE feeds SET lease_owner = NULL, lease_until = NULL"
+            " WHERE lease_owner = ? AND url = ?",
+            [(owner, url) for url in urls],
+        )
+
     # -- fetch outcomes ------------------------------------------------------------------
 
     def record_fetch(
@@ -187,18 +265,35 @@ class FeedState:
         now: float,
         default_interval_seconds: float,
         items_seen: int = 0,
+        changed: bool = False,
     ) -> FeedRow | None:
-        """Store one poll's outcome and schedule the next poll. Returns the updated feed."""
+        """Store one poll's outcome, end the lease and schedule the next poll. ``changed`` says
+        the poll brought new or edited entries (what adaptive scheduling learns from);
+        ``items_seen`` counts entries seen for the first time. Returns the updated feed."""
         feed = self.get_feed(url)
         if feed is None:
             return None  # removed while it was being polled
-        interval = feed.interval_seconds or default_interval_seconds
+        base = feed.interval_seconds or default_interval_seconds
+        hint = result.refresh_hint_seconds or feed.refresh_hint_seconds
+        last_change_at, change_gap = feed.last_change_at, feed.change_gap_seconds
+        if result.outcome != "error" and changed:
+            change_gap = scheduler.next_change_gap(change_gap, last_change_at, now)
+            last_change_at = now
+        adaptive = scheduler.adaptive_interval(
+            base_seconds=base,
+            change_gap_seconds=change_gap,
+            last_change_at=last_change_at,
+            now=now,
+        )
+        interval = scheduler.effective_interval(adaptive, hint)
         if result.outcome == "error":
             errors = feed.consecutive_errors + 1
+            # Back off from the interval in use before the failures, not from a moving one.
+            interval = feed.interval_in_use_seconds or interval
             self._db.execute(
                 """UPDATE feeds SET last_fetch_at = ?, last_error = ?, last_error_at = ?,
                        failing_since = COALESCE(failing_since, ?), consecutive_errors = ?,
-                       next_poll_at = ? WHERE url = ?""",
+                       next_poll_at = ?, lease_owner = NULL, lease_until = NULL WHERE url = ?""",
                 (
                     now,
                     result.error,
@@ -220,7 +315,10 @@ class FeedState:
                 """UPDATE feeds SET last_fetch_at = ?, last_success_at = ?, failing_since = NULL,
                        consecutive_errors = 0, etag = ?, last_modified = ?,
                        fetch_url = COALESCE(?, fetch_url), title = COALESCE(?, title),
-                       items_seen = items_seen + ?, next_poll_at = ? WHERE url = ?""",
+                       items_seen = items_seen + ?, next_poll_at = ?,
+                       refresh_hint_seconds = ?, last_change_at = ?, change_gap_seconds = ?,
+                       interval_in_use_seconds = ?, lease_owner = NULL, lease_until = NULL
+                   WHERE url = ?""",
                 (
                     now,
                     now,
@@ -230,6 +328,10 @@ class FeedState:
                     result.feed_title,
                     items_seen,
                     scheduler.next_poll_at(now=now, interval_seconds=interval, feed_url=url),
+                    hint,
+                    last_change_at,
+                    change_gap,
+                    interval,
                     url,
                 ),
             )

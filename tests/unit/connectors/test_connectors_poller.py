@@ -1,3 +1,5 @@
+import asyncio
+
 from prometheus_client import REGISTRY
 
 from connectors.base import FeedEntry, FeedRequest, FetchResult
@@ -198,3 +200,37 @@ async def test_metrics_count_outcomes_articles_and_errors_without_url_labels(tmp
     assert sample("newsalert_articles_published_total", kind="new") - before["new"] == 2
     assert sample("newsalert_articles_published_total", kind="update") - before["update"] == 1
     assert sample("newsalert_feed_fetch_duration_seconds_count") - before["polls"] == 4
+
+
+class CountingSource:
+    """Every feed answers with one fresh entry; counts requests per URL across pollers."""
+
+    name = "counting"
+
+    def __init__(self):
+        self.requests: dict[str, int] = {}
+
+    async def poll(self, feed):
+        self.requests[feed.url] = self.requests.get(feed.url, 0) + 1
+        await asyncio.sleep(0)  # let the other poller run in between
+        n = self.requests[feed.url]
+        return fetched(feed.url, FeedEntry(f"{feed.url} {n}", None, f"{feed.url}#{n}", "b", NOW))
+
+
+async def test_two_pollers_sharing_one_database_never_poll_a_feed_twice(tmp_path):
+    path = tmp_path / "newsalert.sqlite3"
+    feeds = [f"https://f{i}.example/feed" for i in range(40)]
+    setup = FeedState(path)
+    for url in feeds:
+        setup.add_feed(url, interval_seconds=600)
+    source = CountingSource()
+    settings = Settings(data_dir=tmp_path)
+    pollers = [
+        FeedPoller(settings, FeedState(path), ListPublisher(), None, source=source)
+        for _ in range(2)
+    ]
+    for round_at in (NOW, NOW + 60, NOW + 120):  # within one interval
+        await asyncio.gather(*(p.poll_once(round_at) for p in pollers))
+    assert source.requests == {url: 1 for url in feeds}
+    await asyncio.gather(*(p.poll_once(NOW + 700) for p in pollers))
+    assert source.requests == {url: 2 for url in feeds}, "due again after the interval"

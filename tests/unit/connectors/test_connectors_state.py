@@ -1,3 +1,6 @@
+import sqlite3
+import threading
+
 from connectors import scheduler
 from connectors.base import FetchResult
 from connectors.state import FeedState
@@ -107,3 +110,75 @@ def test_published_entries_handles_more_ids_than_sqlite_parameters(tmp_path):
     for i in range(0, 1200, 7):
         state.mark_published(f"a{i}", URL, "h", NOW)
     assert len(state.published_entries(f"a{i}" for i in range(1200))) == len(range(0, 1200, 7))
+
+
+def test_a_claimed_feed_is_not_claimed_again_until_its_lease_ends(tmp_path):
+    state = FeedState(tmp_path / "db.sqlite3")
+    state.add_feed(URL)
+    assert [f.url for f in state.claim_due_feeds(NOW, "p1", 60)] == [URL]
+    assert state.claim_due_feeds(NOW + 10, "p2", 60) == []
+    assert [f.lease_owner for f in state.claim_due_feeds(NOW + 61, "p2", 60)] == ["p2"]
+
+
+def test_recording_the_outcome_ends_the_lease_and_schedules_ahead(tmp_path):
+    state = FeedState(tmp_path / "db.sqlite3")
+    state.add_feed(URL, interval_seconds=600)
+    state.claim_due_feeds(NOW, "p1", 60)
+    feed = state.record_fetch(URL, FetchResult("fetched", URL), now=NOW, default_interval_seconds=1)
+    assert (feed.lease_owner, feed.lease_until) == (None, None)
+    assert state.claim_due_feeds(NOW + 100, "p2", 60) == [], "not due again within its interval"
+
+
+def test_released_leases_are_free_at_once(tmp_path):
+    state = FeedState(tmp_path / "db.sqlite3")
+    state.add_feed(URL)
+    state.add_feed(URL + "2")
+    state.claim_due_feeds(NOW, "p1", 600)
+    state.release_leases("p2")
+    assert state.claim_due_feeds(NOW, "p2", 600) == [], "only the owner's release counts"
+    state.release_leases("p1", [URL])
+    assert [f.url for f in state.claim_due_feeds(NOW, "p2", 600)] == [URL]
+
+
+def test_concurrent_claimers_on_one_file_never_share_a_feed(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    setup = FeedState(path)
+    urls = [f"https://f{i}.example/feed" for i in range(300)]
+    for url in urls:
+        setup.add_feed(url)
+    claims: dict[str, list[str]] = {}
+    start = threading.Barrier(4)
+
+    def claimer(owner: str) -> None:
+        state = FeedState(path)
+        got = claims.setdefault(owner, [])
+        start.wait()
+        while batch := state.claim_due_feeds(NOW, owner, 600, limit=3):
+            got.extend(f.url for f in batch)
+        state.close()
+
+    threads = [threading.Thread(target=claimer, args=(f"p{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = [url for got in claims.values() for url in got]
+    assert sorted(everything) == sorted(urls), "every feed claimed exactly once"
+    assert sum(1 for got in claims.values() if got) >= 2, "the work was shared"
+
+
+def test_an_old_database_gains_the_new_columns(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE feeds (url TEXT PRIMARY KEY, fetch_url TEXT NOT NULL, name TEXT,"
+        " tags TEXT NOT NULL DEFAULT '[]', interval_seconds REAL,"
+        " origin TEXT NOT NULL DEFAULT 'cli', added_at REAL NOT NULL, title TEXT, etag TEXT,"
+        " last_modified TEXT, next_poll_at REAL NOT NULL DEFAULT 0, last_fetch_at REAL,"
+        " last_success_at REAL, last_error TEXT, last_error_at REAL, failing_since REAL,"
+        " consecutive_errors INTEGER NOT NULL DEFAULT 0, items_seen INTEGER NOT NULL DEFAULT 0);"
+        f" INSERT INTO feeds (url, fetch_url, added_at) VALUES ('{URL}', '{URL}', 1);"
+    )
+    old.close()
+    state = FeedState(path)
+    assert [f.url for f in state.claim_due_feeds(NOW, "p1", 60)] == [URL]
