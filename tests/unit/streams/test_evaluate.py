@@ -1,0 +1,184 @@
+"""Evaluation of a taxonomy against labelled articles: the metrics, the labelled-file reader,
+and the default taxonomy's measured accuracy on the development set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from streams.classify.evaluate import (
+    LabelledArticle,
+    LabelledSetError,
+    Outcome,
+    TopicScore,
+    classify_article,
+    evaluate,
+    labelled_topics,
+    read_labelled,
+    score,
+)
+from streams.classify.taxonomy import build_taxonomy, load_taxonomy
+from streams.pipeline import ArticleProcessor
+
+DEVSET = Path(__file__).parents[2] / "data" / "devset.jsonl"
+CORE = ("5g-security", "sanctions", "vendor-bans")
+SOURCE_FIELDS = {"id", "title", "text", "url", "source", "published", "dataset", "cluster"}
+# The default taxonomy's F1 on tests/data/devset.jsonl must not fall below this (issue goal).
+CORE_F1_FLOOR = 0.74  # baseline before tuning; raised with the taxonomy
+
+
+@pytest.fixture(scope="module")
+def default():
+    return load_taxonomy()
+
+
+def outcome(gold: set[str], predicted: set[str]) -> Outcome:
+    article = LabelledArticle("a", "title", "", frozenset(gold))
+    return Outcome(article, frozenset(predicted))
+
+
+def test_precision_recall_f1_and_support_on_a_hand_made_set():
+    outcomes = [
+        outcome({"a"}, {"a"}),  # a: tp
+        outcome({"a"}, {"a", "b"}),  # a: tp, b: fp
+        outcome({"a", "b"}, set()),  # a: fn, b: fn
+        outcome(set(), {"a"}),  # a: fp
+        outcome(set(), set()),
+    ]
+    scores = score(outcomes, ["a", "b"])
+    a, b = scores["a"], scores["b"]
+    assert (a.true_positives, a.false_positives, a.false_negatives) == (2, 1, 1)
+    assert a.support == 3
+    assert a.precision == pytest.approx(2 / 3)
+    assert a.recall == pytest.approx(2 / 3)
+    assert a.f1 == pytest.approx(2 / 3)
+    assert (b.support, b.precision, b.recall, b.f1) == (1, 0.0, 0.0, 0.0)
+
+
+def test_f1_is_the_harmonic_mean_of_precision_and_recall():
+    s = TopicScore(true_positives=3, false_positives=1, false_negatives=5)
+    assert s.precision == pytest.approx(0.75)
+    assert s.recall == pytest.approx(3 / 8)
+    assert s.f1 == pytest.approx(2 * 0.75 * 0.375 / (0.75 + 0.375))
+    assert s.as_dict() == {"precision": 0.75, "recall": 0.375, "f1": 0.5, "support": 8}
+
+
+def test_no_predictions_and_no_support_score_zero_not_an_error():
+    assert TopicScore(0, 0, 0).as_dict() == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+        "support": 0,
+    }
+
+
+def test_evaluate_classifies_each_labelled_article():
+    taxonomy = build_taxonomy(
+        {"topics": {"fruit": {"rules": ["apple OR pear"]}, "tools": {"rules": ["hammer"]}}}
+    )
+    articles = [
+        LabelledArticle("1", "An apple a day", "", frozenset({"fruit"})),
+        LabelledArticle("2", "A pear and a hammer", "", frozenset({"fruit"})),
+        LabelledArticle("3", "Nothing here", "", frozenset({"fruit"})),
+    ]
+    scores = evaluate(articles, taxonomy)
+    assert list(scores) == ["fruit"]  # nobody labelled 'tools': it is not scored
+    assert scores["fruit"].as_dict() == {
+        "precision": 1.0,
+        "recall": pytest.approx(2 / 3, abs=1e-4),
+        "f1": 0.8,
+        "support": 3,
+    }
+    assert list(evaluate(articles, taxonomy, topics=["tools"])) == ["tools"]
+
+
+def test_cleaning_and_classification_match_the_pipeline(default):
+    title = "Germany weighs <b>Huawei</b> ban from 5G networks"
+    body = (
+        "<p>Berlin is considering excluding Huawei from its 5G networks over espionage fears.</p>"
+        "<p>Related news</p><p>The security services warned of spying risks.</p>"
+    )
+    processed = ArticleProcessor(default).process(
+        {"article_id": "x", "title": title, "body": body, "published": 0.0}, now=0.0
+    )
+    clean_title, clean_body, language, topics = classify_article(title, body, default)
+    assert processed.article is not None
+    assert (clean_title, clean_body, language) == (
+        processed.article["title"],
+        processed.article["text"],
+        processed.article["language"],
+    )
+    assert {name: m.as_dict() for name, m in topics.items()} == processed.article["topics"]
+    assert {"5g-security", "vendor-bans"} <= set(topics)
+
+
+def write_lines(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+GOOD = json.dumps({"id": "g", "title": "Huawei banned", "text": "", "labels": ["vendor-bans"]})
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "reason"),
+    [
+        ('{"title": "x", "labels": [', "line 2: invalid JSON"),
+        ('["not", "an", "object"]', "line 2: expected a JSON object"),
+        ('{"title": "x"}', "line 2: 'labels' must be a list of topic names"),
+        ('{"title": "x", "labels": "sanctions"}', "line 2: 'labels' must be a list"),
+        ('{"text": "x", "labels": []}', "line 2: 'title' must be a string"),
+        ('{"title": "x", "labels": ["sanction"]}', "line 2: unknown topic 'sanction'"),
+    ],
+)
+def test_bad_lines_are_refused_with_line_number_and_reason(tmp_path, default, bad_line, reason):
+    path = write_lines(tmp_path, GOOD, bad_line)
+    with pytest.raises(LabelledSetError) as error:
+        read_labelled(path, default.topics)
+    assert str(error.value).startswith(f"{path}: {reason}")
+
+
+def test_missing_and_empty_files_are_refused(tmp_path, default):
+    with pytest.raises(LabelledSetError, match="no such file"):
+        read_labelled(tmp_path / "absent.jsonl", default.topics)
+    with pytest.raises(LabelledSetError, match="no labelled articles"):
+        read_labelled(write_lines(tmp_path, ""), default.topics)
+
+
+def test_blank_lines_are_skipped_and_language_is_kept(tmp_path, default):
+    row = json.dumps({"id": "1", "title": "t", "text": None, "labels": [], "language": "de"})
+    articles = read_labelled(write_lines(tmp_path, GOOD, "", row), default.topics)
+    assert [a.article_id for a in articles] == ["g", "1"]
+    assert articles[1].language == "de" and articles[1].text == ""
+
+
+# The development set and the default taxonomy's accuracy on it.
+
+
+@pytest.fixture(scope="module")
+def devset(default):
+    return read_labelled(DEVSET, default.topics)
+
+
+def test_devset_has_enough_real_labelled_articles(devset):
+    assert len(devset) >= 300
+    rows = [json.loads(line) for line in DEVSET.read_text(encoding="utf-8").splitlines()]
+    assert all(SOURCE_FIELDS <= set(row) for row in rows)
+    assert len({row["id"] for row in rows}) == len(rows)
+    for topic in CORE:
+        positives = sum(topic in article.labels for article in devset)
+        assert positives >= 50, topic
+    assert sum(not article.labels for article in devset) >= 100
+
+
+def test_devset_labels_the_core_topics(devset, default):
+    assert set(CORE) <= set(labelled_topics(devset, default))
+
+
+def test_default_taxonomy_reaches_the_f1_floor_on_the_devset(devset, default):
+    scores = evaluate(devset, default, topics=CORE)
+    low = {name: round(s.f1, 3) for name, s in scores.items() if s.f1 < CORE_F1_FLOOR}
+    assert not low, f"F1 below {CORE_F1_FLOOR}: {low}"
