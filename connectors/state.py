@@ -112,6 +112,7 @@ class FeedState:
 
     def __init__(self, path: Path | str) -> None:
         path = Path(path)
+        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.row_factory = sqlite3.Row

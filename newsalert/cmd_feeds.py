@@ -1,0 +1,365 @@
+"""`newsalert feeds ...`: parse saved feed files, and manage the feed list in the database.
+
+The feed list lives in SQLite (settings.database_path, WAL with a busy timeout), so these
+commands work whether or not the service is running; a running poller picks changes up on
+its next round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from streams.settings import ConfigError, FeedConfig, Settings
+
+TITLES_SHOWN = 3
+
+
+def add_parser(commands: Any) -> None:
+    from newsalert.cli import common_options
+
+    feeds = commands.add_parser(
+        "feeds",
+        help="parse feed files and manage the feed list",
+        description="Parse saved feed files, and add, list, remove, import and export the feeds "
+        "the connectors poll. The list is stored in the database under --data-dir.",
+    )
+    sub = feeds.add_subparsers(dest="feeds_command", metavar="SUBCOMMAND", required=True)
+
+    parse = sub.add_parser(
+        "parse",
+        help="parse saved feed files or directories with the live connector's parser",
+        description="Print per file its format, entry count and first titles, or the error.",
+    )
+    parse.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    parse.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per file: path, format, entries, error",
+    )
+    common_options(parse)
+
+    add = sub.add_parser(
+        "add",
+        help="add a feed (an HTML page's advertised feed is found)",
+        description="Fetch URL (through the SSRF guard); if it is an HTML page, use the feed it "
+        "advertises with <link rel=alternate>. Then store the feed.",
+    )
+    add.add_argument("url")
+    add.add_argument("--name", help="display name; also the article source")
+    add.add_argument("--tags", default="", help="comma-separated tags")
+    add.add_argument("--interval", type=float, help="poll interval in seconds")
+    add.add_argument(
+        "--no-check", action="store_true", help="store the URL as given without fetching it"
+    )
+    common_options(add)
+
+    listing = sub.add_parser(
+        "list", help="the feeds with their health: last success, last error, next poll, items"
+    )
+    listing.add_argument("--json", action="store_true", help="one JSON object per feed")
+    common_options(listing)
+
+    remove = sub.add_parser("remove", help="stop polling a feed (by URL or name)")
+    remove.add_argument("feed", metavar="URL_OR_NAME")
+    common_options(remove)
+
+    imports = sub.add_parser("import", help="add the feeds of an OPML file")
+    imports.add_argument("opml", type=Path, metavar="FILE.opml")
+    common_options(imports)
+
+    export = sub.add_parser("export", help="write the feed list as OPML")
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    common_options(export)
+
+    backfill = sub.add_parser(
+        "backfill",
+        help="publish articles from JSON Lines or saved feed files to the raw topic",
+        description="Read JSON Lines articles (id, title, text, url, source, published) or "
+        "saved feed files and publish them like the live connector does: entries already "
+        "published are skipped, edited ones go out as updates.",
+    )
+    backfill.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    backfill.add_argument("--broker", help="Kafka as kafka://HOST:PORT (env NEWSALERT_BROKER)")
+    backfill.add_argument("--name", help="source name for entries that carry none")
+    common_options(backfill)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    command = args.feeds_command
+    if command == "parse":
+        return _parse(args.paths, args.json, settings.max_body_bytes)
+    if command == "backfill":
+        return _backfill(args, settings)
+    from connectors.state import FeedState
+
+    state = FeedState(settings.database_path)
+    try:
+        if command == "add":
+            return asyncio.run(_add(args, settings, state))
+        if command == "list":
+            return _list(state, args.json)
+        if command == "remove":
+            return _remove(state, args.feed)
+        if command == "import":
+            return _import(state, args.opml)
+        if command == "export":
+            return _export(state, args.output)
+    finally:
+        state.close()
+    raise AssertionError(f"unknown feeds subcommand {command}")
+
+
+# -- parse -------------------------------------------------------------------------------
+
+
+def feed_files(paths: list[Path]) -> Iterator[Path]:
+    """The files named, and the files under the directories named (sorted, no hidden ones)."""
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                relative = child.relative_to(path).parts
+                if child.is_file() and not any(part.startswith(".") for part in relative):
+                    yield child
+        else:
+            yield path
+
+
+def parse_report(path: Path, max_bytes: int) -> dict[str, Any]:
+    """What `feeds parse` says about one file: path, format, entries, error (and titles)."""
+    from connectors.rss import parse_file
+
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return {"path": str(path), "format": None, "entries": 0, "error": exc.strerror}
+    if size > max_bytes:
+        error = f"file is {size} bytes, over the {max_bytes}-byte limit for a feed body"
+        return {"path": str(path), "format": None, "entries": 0, "error": error}
+    parsed = parse_file(path)
+    return {
+        "path": str(path),
+        "format": parsed.format,
+        "entries": len(parsed.entries),
+        "error": parsed.error,
+        "titles": [entry.title for entry in parsed.entries[:TITLES_SHOWN]],
+    }
+
+
+def _parse(paths: list[Path], as_json: bool, max_bytes: int) -> int:
+    failures = 0
+    for path in feed_files(paths):
+        report = parse_report(path, max_bytes)
+        titles = report.pop("titles", [])
+        failures += report["error"] is not None
+        if as_json:
+            print(json.dumps(report, ensure_ascii=False), flush=True)
+            continue
+        if report["error"] is not None:
+            print(f"{path}: error: {report['error']}", flush=True)
+            continue
+        print(f"{path}: {report['format']}, {report['entries']} entries", flush=True)
+        for title in titles:
+            print(f"    {_one_line(title) or '(untitled)'}")
+    return 1 if failures else 0
+
+
+def _one_line(text: str, width: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# -- the feed list -----------------------------------------------------------------------
+
+
+def _feed_config(url: str, name: str | None, tags: str, interval: float | None) -> FeedConfig:
+    try:
+        return FeedConfig(
+            url=url,
+            name=name,
+            tags=tuple(t.strip() for t in tags.split(",") if t.strip()),
+            interval_seconds=interval,
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ConfigError(f"feeds add {url}: {where}: {error['msg']}") from None
+
+
+async def _add(args: argparse.Namespace, settings: Settings, state: Any) -> int:
+    from connectors.discovery import DiscoveryError, discover
+    from connectors.fetcher import Fetcher
+
+    feed = _feed_config(args.url, args.name, args.tags, args.interval)
+    url = feed.url
+    if not args.no_check:
+        fetcher = Fetcher(settings)
+        try:
+            found = await discover(fetcher, feed.url)
+        except DiscoveryError as exc:
+            print(f"newsalert feeds add: {exc}", file=sys.stderr)
+            print("(use --no-check to store it anyway)", file=sys.stderr)
+            return 1
+        finally:
+            await fetcher.aclose()
+        url = found.url
+        if found.page_url is not None:
+            print(f"{found.page_url} is a page; it advertises the feed {url}")
+        title = found.parsed.title or "untitled"
+        print(f"{url}: {found.parsed.format}, {len(found.parsed.entries)} entries, {title!r}")
+    existed = state.get_feed(url) is not None
+    state.add_feed(url, name=feed.name, tags=feed.tags, interval_seconds=feed.interval_seconds)
+    print(f"{'updated' if existed else 'added'} {url}")
+    return 0
+
+
+def _when(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def feed_health(feed: Any, now: float) -> dict[str, Any]:
+    """One feed as `feeds list --json` prints it."""
+    if feed.failing_since is None:
+        health = "ok"
+    else:
+        health = "failing" if feed.healthy(now) else "unhealthy"
+    return {
+        "url": feed.url,
+        "fetch_url": feed.fetch_url,
+        "name": feed.name,
+        "title": feed.title,
+        "tags": list(feed.tags),
+        "origin": feed.origin,
+        "health": health,
+        "last_success": _when(feed.last_success_at),
+        "last_error": feed.last_error,
+        "last_error_at": _when(feed.last_error_at),
+        "failing_since": _when(feed.failing_since),
+        "consecutive_errors": feed.consecutive_errors,
+        "next_poll": _when(feed.next_poll_at) if feed.next_poll_at else "now",
+        "interval_seconds": feed.interval_in_use_seconds or feed.interval_seconds,
+        "items_seen": feed.items_seen,
+    }
+
+
+def _list(state: Any, as_json: bool) -> int:
+    now = time.time()
+    feeds = [feed_health(feed, now) for feed in state.list_feeds()]
+    if as_json:
+        for feed in feeds:
+            print(json.dumps(feed, ensure_ascii=False))
+        return 0
+    if not feeds:
+        print("no feeds; add one with `newsalert feeds add URL`")
+        return 0
+    for feed in feeds:
+        label = feed["name"] or feed["title"] or ""
+        print(f"{feed['url']}  {label}".rstrip())
+        print(
+            f"    {feed['health']}; last success {feed['last_success'] or 'never'}; "
+            f"next poll {feed['next_poll']}; {feed['items_seen']} items seen"
+            + (f"; tags {','.join(feed['tags'])}" if feed["tags"] else "")
+        )
+        if feed["last_error"]:
+            print(f"    last error {feed['last_error_at']}: {_one_line(feed['last_error'], 200)}")
+    return 0
+
+
+def _remove(state: Any, url_or_name: str) -> int:
+    matches = state.find_feeds(url_or_name)
+    if not matches:
+        print(f"newsalert feeds remove: no feed with URL or name {url_or_name!r}", file=sys.stderr)
+        return 1
+    if len(matches) > 1:
+        urls = ", ".join(feed.url for feed in matches)
+        print(
+            f"newsalert feeds remove: {len(matches)} feeds are named {url_or_name!r} ({urls});"
+            " give the URL",
+            file=sys.stderr,
+        )
+        return 1
+    feed = matches[0]
+    state.remove_feed(feed.url)
+    print(f"removed {feed.url}")
+    if feed.origin == "config":
+        print("note: it is in the config file, which adds it back at the next start")
+    return 0
+
+
+def _import(state: Any, path: Path) -> int:
+    from connectors.opml import OpmlError, read_opml
+
+    try:
+        feeds, skipped = read_opml(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except OpmlError as exc:
+        raise ConfigError(f"{path}: not usable OPML: {exc}") from None
+    added = 0
+    for feed in feeds:
+        state.add_feed(
+            feed.url, name=feed.name, tags=feed.tags, interval_seconds=feed.interval_seconds
+        )
+        added += 1
+    for reason in skipped:
+        print(f"skipped {reason}", file=sys.stderr)
+    print(f"imported {added} feeds from {path}" + (f", skipped {len(skipped)}" if skipped else ""))
+    return 0
+
+
+def _export(state: Any, output: Path | None) -> int:
+    from connectors.opml import OpmlFeed, write_opml
+
+    document = write_opml(
+        OpmlFeed(feed.url, feed.name or feed.title, feed.tags, feed.interval_seconds)
+        for feed in state.list_feeds()
+    )
+    if output is None:
+        sys.stdout.buffer.write(document)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(document)
+        print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
+# -- backfill ----------------------------------------------------------------------------
+
+
+def _backfill(args: argparse.Namespace, settings: Settings) -> int:
+    broker = args.broker or settings.broker
+    if not broker:
+        print("newsalert feeds backfill: needs --broker kafka://HOST:PORT", file=sys.stderr)
+        return 2
+    from connectors.files import backfill
+    from connectors.publisher import KafkaPublisher, bootstrap_from_broker_url
+    from connectors.state import FeedState
+
+    async def publish_all() -> int:
+        publisher = KafkaPublisher(bootstrap_from_broker_url(broker))
+        await publisher.start()
+        state = FeedState(settings.database_path)
+        try:
+            failures = 0
+            async for report in backfill(
+                list(feed_files(args.paths)), settings, state, publisher, name=args.name
+            ):
+                print(report.line(), flush=True)
+                failures += report.error is not None
+            return 1 if failures else 0
+        finally:
+            state.close()
+            await publisher.stop()
+
+    return asyncio.run(publish_all())

@@ -1,0 +1,191 @@
+"""`newsalert feeds ...` end to end: the CLI against a local HTTP server and a SQLite file."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from connectors.base import FetchResult
+from connectors.state import FeedState
+from newsalert.cli import main
+
+RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Local News</title>
+<item><title>First story</title><link>https://news.test/1</link></item>
+<item><title>Second story</title><link>https://news.test/2</link></item></channel></rss>"""
+PAGE = b"""<!doctype html><html><head><title>Home</title>
+<link rel="alternate" type="application/rss+xml" href="/feeds/all.xml"></head>
+<body><p>Welcome</p></body></html>"""
+BARE_PAGE = b"<!doctype html><html><head><title>No feed</title></head><body></body></html>"
+
+
+class Routes(BaseHTTPRequestHandler):
+    routes: dict[str, tuple[str, bytes]] = {
+        "/feeds/all.xml": ("application/rss+xml", RSS),
+        "/": ("text/html; charset=utf-8", PAGE),
+        "/bare": ("text/html", BARE_PAGE),
+    }
+    requests: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.requests.append(self.path)
+        content_type, body = self.routes.get(self.path, ("text/plain", b""))
+        self.send_response(200 if self.path in self.routes else 404)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def site():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Routes)
+    Routes.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def feeds_cli(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEWSALERT_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8")
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(["feeds", *argv, "--data-dir", str(tmp_path)])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def stored(tmp_path: Path) -> dict[str, object]:
+    state = FeedState(tmp_path / "newsalert.sqlite3")
+    try:
+        return {feed.url: feed for feed in state.list_feeds()}
+    finally:
+        state.close()
+
+
+def test_add_a_feed_url(site, feeds_cli, tmp_path):
+    code, out, _ = feeds_cli("add", f"{site}/feeds/all.xml", "--name", "Local", "--tags", "a, b")
+    assert code == 0
+    assert "rss20, 2 entries, 'Local News'" in out
+    feed = stored(tmp_path)[f"{site}/feeds/all.xml"]
+    assert (feed.name, feed.tags) == ("Local", ("a", "b"))
+
+
+def test_add_an_html_page_stores_the_feed_it_advertises(site, feeds_cli, tmp_path):
+    code, out, _ = feeds_cli("add", f"{site}/", "--interval", "600")
+    assert code == 0
+    assert f"{site}/ is a page; it advertises the feed {site}/feeds/all.xml" in out
+    assert list(stored(tmp_path)) == [f"{site}/feeds/all.xml"]
+    assert stored(tmp_path)[f"{site}/feeds/all.xml"].interval_seconds == 600
+
+
+def test_a_page_without_a_feed_is_not_added(site, feeds_cli, tmp_path):
+    code, _, err = feeds_cli("add", f"{site}/bare")
+    assert code == 1
+    assert "advertises no feed" in err
+    assert stored(tmp_path) == {}
+
+
+def test_add_goes_through_the_ssrf_guard(site, feeds_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("NEWSALERT_ALLOW_PRIVATE_NETWORKS", "false")
+    code, _, err = feeds_cli("add", f"{site}/feeds/all.xml")
+    assert code == 1 and "loopback" in err
+    assert Routes.requests == [], "refused before any request reached the server"
+    assert stored(tmp_path) == {}
+
+
+def test_list_shows_health_and_remove_takes_a_name(site, feeds_cli, tmp_path):
+    feeds_cli("add", f"{site}/feeds/all.xml", "--name", "Local", "--no-check")
+    feeds_cli("add", "https://broken.test/rss", "--no-check")
+    state = FeedState(tmp_path / "newsalert.sqlite3")
+    ok = FetchResult("fetched", f"{site}/feeds/all.xml")
+    state.record_fetch(
+        ok.feed_url, ok, now=1_700_000_000, default_interval_seconds=300, items_seen=2
+    )
+    bad = FetchResult(
+        "error", "https://broken.test/rss", error="feed https://broken.test/rss: HTTP 500"
+    )
+    state.record_fetch(bad.feed_url, bad, now=1_700_000_000, default_interval_seconds=300)
+    state.close()
+
+    code, out, _ = feeds_cli("list", "--json")
+    rows = {row["url"]: row for row in map(json.loads, out.splitlines())}
+    assert code == 0
+    good = rows[f"{site}/feeds/all.xml"]
+    assert (good["health"], good["items_seen"]) == ("ok", 2)
+    assert good["last_success"] == "2023-11-14T22:13:20Z"
+    assert good["next_poll"] > "2023-11-14T22:17"
+    broken = rows["https://broken.test/rss"]
+    assert broken["health"] == "unhealthy", "failing since 2023, more than a day ago"
+    assert broken["last_error"] == "feed https://broken.test/rss: HTTP 500"
+
+    code, out, _ = feeds_cli("list")
+    assert "unhealthy; last success never" in out and "last error" in out
+
+    assert feeds_cli("remove", "Local")[0] == 0
+    assert list(stored(tmp_path)) == ["https://broken.test/rss"]
+    code, _, err = feeds_cli("remove", "Local")
+    assert code == 1 and "no feed with URL or name 'Local'" in err
+
+
+def test_opml_export_and_import_round_trip(feeds_cli, tmp_path):
+    feeds_cli("add", "https://a.test/feed", "--name", "A", "--tags", "x,y", "--no-check")
+    feeds_cli("add", "https://b.test/rss", "--interval", "900", "--no-check")
+    exported = tmp_path / "subs.opml"
+    assert feeds_cli("export", "-o", str(exported))[0] == 0
+    code, out, _ = feeds_cli("export")
+    assert out.encode() == exported.read_bytes()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    code = main(["feeds", "import", str(exported), "--data-dir", str(other)])
+    assert code == 0
+    feeds = stored(other)
+    assert feeds["https://a.test/feed"].tags == ("x", "y")
+    assert feeds["https://a.test/feed"].name == "A"
+    assert feeds["https://b.test/rss"].interval_seconds == 900
+
+
+def test_import_refuses_a_hostile_opml(feeds_cli, tmp_path):
+    bomb = tmp_path / "bomb.opml"
+    bomb.write_bytes(b'<!DOCTYPE opml [<!ENTITY a "aaaaaaaa">]><opml><body/></opml>')
+    code, _, err = feeds_cli("import", str(bomb))
+    assert code == 2 and "DOCTYPE" in err
+
+
+def test_parse_prints_format_count_titles_or_the_error(feeds_cli, tmp_path):
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "news.xml").write_bytes(RSS)
+    (saved / "empty.xml").write_bytes(b"")
+    (saved / ".hidden.xml").write_bytes(b"")
+    code, out, _ = feeds_cli("parse", str(saved))
+    assert code == 1, "a file that failed makes the exit status 1"
+    assert out.splitlines() == [
+        f"{saved / 'empty.xml'}: error: empty document",
+        f"{saved / 'news.xml'}: rss20, 2 entries",
+        "    First story",
+        "    Second story",
+    ]
+    code, out, _ = feeds_cli("parse", "--json", str(saved / "news.xml"))
+    assert code == 0
+    assert json.loads(out) == {
+        "path": str(saved / "news.xml"),
+        "format": "rss20",
+        "entries": 2,
+        "error": None,
+    }
