@@ -145,6 +145,9 @@ def parse_term(literal: str, case_sensitive: bool = False) -> TermSpec:
     text = " ".join(literal.rstrip("*").split())
     if not text:
         raise QuerySyntaxError(0, "empty term")
+    if "*" in text:
+        # Only a trailing * is a wildcard; inside a phrase it would silently never match.
+        raise QuerySyntaxError(literal.index("*"), f"'*' only at the end of a term: {literal!r}")
     return TermSpec(text, prefix, case_sensitive)
 
 
@@ -238,7 +241,13 @@ class _Parser:
             terms = tuple(Term(spec, field, weight) for spec in specs)
             return terms[0] if len(terms) == 1 else Or(terms)
         if token.kind in ("phrase", "word"):
-            spec = parse_term(token.value, case_sensitive)
+            try:
+                spec = parse_term(token.value, case_sensitive)
+            except QuerySyntaxError as error:
+                quote = 1 if token.kind == "phrase" else 0
+                raise QuerySyntaxError(
+                    token.position + quote + error.position, error.reason
+                ) from None
             return Term(spec, field, self._weight())
         raise QuerySyntaxError(token.position, f"expected a term, got {token.value!r}")
 

@@ -124,7 +124,12 @@ def _aliases(raw: Any, source: str) -> dict[str, list[TermSpec]]:
         for position, member in enumerate(members):
             if not isinstance(member, str) or not member.strip():
                 raise TaxonomyError(f"{source}: alias {name!r}, entry {position}: not a term")
-            specs.append(parse_term(member.strip()))
+            try:
+                specs.append(parse_term(member.strip()))
+            except QuerySyntaxError as error:
+                raise TaxonomyError(
+                    f"{source}: alias {name!r}, entry {position}: {error.reason}"
+                ) from None
         aliases[str(name)] = specs
     return aliases
 
