@@ -66,7 +66,7 @@ class SpikeRule:
         return self.ewma_alpha or 2.0 / (self.baseline_buckets + 1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoryRef:
     article_id: str
     story_id: str
@@ -92,27 +92,51 @@ class SpikeEvent:
     recent_counts: list[dict[str, Any]]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Bucket:
     articles: int = 0
-    stories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    story_ids: set[str] = field(default_factory=set)
     sources: set[str] = field(default_factory=set)
     terms: Counter[str] = field(default_factory=Counter)
+    # Details of the newest ``top_stories`` stories only: an alert shows no more.
+    newest: list[StoryRef] = field(default_factory=list)
+
+    def add(self, story: StoryRef, terms: list[str], keep: int) -> None:
+        self.articles += 1
+        if story.source:
+            self.sources.add(story.source)
+        self.terms.update(terms)
+        if story.story_id in self.story_ids:
+            return
+        self.story_ids.add(story.story_id)
+        if len(self.newest) < keep:
+            self.newest.append(story)
+            return
+        oldest = min(range(len(self.newest)), key=lambda i: self.newest[i].published)
+        if story.published > self.newest[oldest].published:
+            self.newest[oldest] = story
+
+    def top_stories(self, limit: int) -> list[dict[str, Any]]:
+        stories = sorted(self.newest, key=lambda s: s.published, reverse=True)
+        return [asdict(s) for s in stories[:limit]]
 
     def count(self, count_by: CountBy) -> int:
         if count_by == "articles":
             return self.articles
         if count_by == "sources":
             return len(self.sources)
-        return len(self.stories)
+        return len(self.story_ids)
 
 
-@dataclass
+@dataclass(slots=True)
 class _KeyState:
     buckets: dict[int, _Bucket] = field(default_factory=dict)
     closed_through: int = 0  # highest closed bucket index
-    history: list[dict[str, Any]] = field(default_factory=list)  # recent closed {start, count}
+    history: list[int] = field(default_factory=list)  # counts of the last closed buckets
     closed_count: int = 0
+    # (mean, var, closed_count) after each of the last few closed buckets, ending at
+    # ``closed_through``: what a decision about an open bucket is measured against.
+    past: list[tuple[float, float, int]] = field(default_factory=list)
     mean: float = 0.0
     var: float = 0.0
     seasonal_mean: dict[int, float] = field(default_factory=dict)
@@ -162,20 +186,18 @@ class SpikeDetector:
         events = self.advance(story.published)
         state = self._keys.get(key)
         if state is None:
-            # Buckets before this article's that the watermark has not passed stay open.
+            # A new key's buckets are open from where the watermark allows, as for any key, so
+            # an article too late for the others is too late for it as well.
             open_from = int((self.watermark - rule.allowed_lateness_seconds) // rule.bucket_seconds)
-            state = self._keys[key] = _KeyState(closed_through=min(index, open_from) - 1)
+            state = self._keys[key] = _KeyState(closed_through=open_from - 1)
             self._schedule(state, rule)
         if index <= state.closed_through:
             self.late_dropped += 1
             return events
-        bucket = state.buckets.setdefault(index, _Bucket())
-        bucket.articles += 1
-        if story.story_id not in bucket.stories and len(bucket.stories) < 10_000:
-            bucket.stories[story.story_id] = asdict(story)
-        if story.source:
-            bucket.sources.add(story.source)
-        bucket.terms.update(terms)
+        bucket = state.buckets.get(index)
+        if bucket is None:
+            bucket = state.buckets[index] = _Bucket()
+        bucket.add(story, terms, rule.top_stories)
         event = self._check(key, state, rule, index, bucket)
         if event is not None:
             events.append(event)
@@ -193,14 +215,37 @@ class SpikeDetector:
             rule = self.rule_for(key)
             # A bucket closes once the watermark is past its end plus the allowed lateness.
             last = int((self.watermark - rule.allowed_lateness_seconds) // rule.bucket_seconds) - 1
-            # Long silences: learn the empty buckets in bulk, keep a few to close one by one.
-            if last - state.closed_through > rule.baseline_buckets * 4:
-                self._skip_empty(key, state, rule, last - rule.baseline_buckets * 4)
-            while state.closed_through < last:
-                event = self._close(key, state, rule, state.closed_through + 1)
-                if event is not None:
-                    events.append(event)
-            self._schedule(state, rule)
+            events.extend(self._close_through(key, state, rule, last))
+        return events
+
+    def flush(self) -> list[SpikeEvent]:
+        """Close every open bucket up to the watermark's own: the input has ended (backtest).
+
+        Spikes still running at the end stay active; no empty future buckets are invented to
+        resolve them.
+        """
+        self._next_close_at = math.inf
+        events: list[SpikeEvent] = []
+        for key, state in self._keys.items():
+            rule = self.rule_for(key)
+            last = max([int(self.watermark // rule.bucket_seconds), *state.buckets])
+            events.extend(self._close_through(key, state, rule, last))
+        return events
+
+    def _close_through(
+        self, key: str, state: _KeyState, rule: SpikeRule, last: int
+    ) -> list[SpikeEvent]:
+        events = []
+        while state.closed_through < last:
+            # Long silences: learn the empty buckets in bulk, keep a few to close one by one
+            # (not while a spike is active: it must resolve in the right bucket).
+            if state.active is None and last - state.closed_through > rule.baseline_buckets * 4:
+                if self._skip_empty(key, state, rule, last - rule.baseline_buckets * 4):
+                    continue
+            event = self._close(key, state, rule, state.closed_through + 1)
+            if event is not None:
+                events.append(event)
+        self._schedule(state, rule)
         return events
 
     def _schedule(self, state: _KeyState, rule: SpikeRule) -> None:
@@ -209,18 +254,37 @@ class SpikeDetector:
 
     # --- decisions -----------------------------------------------------------------------
 
-    def _baseline(self, state: _KeyState, rule: SpikeRule, index: int) -> tuple[float, float]:
-        if rule.seasonal and state.closed_count >= HOURS_A_WEEK:
-            slot = self._slot(rule, index)
-            mean = state.seasonal_mean.get(slot, state.mean)
-            return mean, max(state.var, mean)
-        return state.mean, state.var
+    def _baseline(
+        self, state: _KeyState, rule: SpikeRule, index: int, known: tuple[float, float, int]
+    ) -> tuple[float, float]:
+        mean, var, closed_count = known
+        if rule.seasonal and closed_count >= HOURS_A_WEEK:
+            slot_mean = state.seasonal_mean.get(self._slot(rule, index), mean)
+            return slot_mean, max(var, slot_mean)
+        return mean, var
+
+    @staticmethod
+    def _settled(state: _KeyState, rule: SpikeRule, index: int) -> tuple[float, float, int]:
+        """The baseline as it was once bucket ``index - 1 - lateness in buckets`` closed.
+
+        That bucket is always closed by the time any article of bucket ``index`` is seen, so
+        a decision about an open bucket does not depend on how far the watermark happens to
+        be, i.e. on the order articles arrived in (within the allowed lateness).
+        """
+        lateness_buckets = math.ceil(rule.allowed_lateness_seconds / rule.bucket_seconds)
+        offset = state.closed_through - (index - 1 - lateness_buckets)
+        if 0 <= offset < len(state.past):
+            return state.past[-1 - offset]
+        if offset >= state.closed_count:
+            return 0.0, 0.0, 0  # before this key's first closed bucket: nothing known
+        return state.mean, state.var, state.closed_count
 
     def _check(
         self, key: str, state: _KeyState, rule: SpikeRule, index: int, bucket: _Bucket
     ) -> SpikeEvent | None:
         count = bucket.count(rule.count_by)
-        mean, var = self._baseline(state, rule, index)
+        known = self._settled(state, rule, index)
+        mean, var = self._baseline(state, rule, index, known)
         start = index * rule.bucket_seconds
         active = state.active
         if active is not None:
@@ -230,7 +294,7 @@ class SpikeDetector:
             return None
         if start < state.cooldown_until:
             return None
-        warm = state.closed_count >= rule.min_history_buckets
+        warm = known[2] >= rule.min_history_buckets
         absolute = rule.absolute_threshold is not None and count >= rule.absolute_threshold
         if not (warm or absolute):
             return None
@@ -248,7 +312,8 @@ class SpikeDetector:
     def _close(self, key: str, state: _KeyState, rule: SpikeRule, index: int) -> SpikeEvent | None:
         bucket = state.buckets.pop(index, None) or _Bucket()
         count = bucket.count(rule.count_by)
-        mean, var = self._baseline(state, rule, index)
+        # Buckets close in order, so the current baseline is already order-independent here.
+        mean, var = self._baseline(state, rule, index, (state.mean, state.var, state.closed_count))
         event = None
         active = state.active
         if active is not None and index > active["start_index"]:
@@ -265,9 +330,17 @@ class SpikeDetector:
             self._learn(state, rule, index, count)
         state.closed_count += 1
         state.closed_through = index
-        state.history.append({"start": index * rule.bucket_seconds, "count": count})
+        state.history.append(count)
         del state.history[: -rule.recent_buckets]
+        self._remember(state, rule)
         return event
+
+    @staticmethod
+    def _remember(state: _KeyState, rule: SpikeRule) -> None:
+        state.past.append((state.mean, state.var, state.closed_count))
+        keep = math.ceil(rule.allowed_lateness_seconds / rule.bucket_seconds) + 2
+        if len(state.past) > keep:
+            del state.past[:-keep]
 
     def _learn(self, state: _KeyState, rule: SpikeRule, index: int, count: int) -> None:
         if state.closed_count == 0:
@@ -286,7 +359,9 @@ class SpikeDetector:
                 float(count) if previous is None else previous + weight * (count - previous)
             )
 
-    def _skip_empty(self, key: str, state: _KeyState, rule: SpikeRule, through: int) -> None:
+    def _skip_empty(self, key: str, state: _KeyState, rule: SpikeRule, through: int) -> int:
+        """Close empty buckets through ``through`` (stopping at one with articles); how many."""
+        skipped = 0
         for index in range(state.closed_through + 1, through + 1):
             if index in state.buckets:
                 break
@@ -296,7 +371,15 @@ class SpikeDetector:
             self._learn(state, rule, index, 0)
             state.closed_count += 1
             state.closed_through = index
-        state.history.clear()
+            skipped += 1
+            self._remember(state, rule)
+        # The history stays a run of consecutive buckets ending at ``closed_through``.
+        if skipped >= rule.recent_buckets:
+            state.history[:] = [0] * rule.recent_buckets
+        else:
+            state.history.extend([0] * skipped)
+            del state.history[: -rule.recent_buckets]
+        return skipped
 
     @staticmethod
     def _slot(rule: SpikeRule, index: int) -> int:
@@ -322,10 +405,12 @@ class SpikeDetector:
         start = index * rule.bucket_seconds
         started_at = (state.active or {}).get("start_index", index) * rule.bucket_seconds
         spike_id = "spk_" + hashlib.sha256(f"{key}|{started_at}|{kind}".encode()).hexdigest()[:24]
-        stories = sorted(bucket.stories.values(), key=lambda s: s["published"], reverse=True)
-        recent = (
-            list(state.history[-(rule.recent_buckets - 1) :]) if rule.recent_buckets > 1 else []
-        )
+        # The closed buckets just before this one (this one may still be open), then this one.
+        previous = state.history[-(rule.recent_buckets - 1) :] if rule.recent_buckets > 1 else []
+        first = state.closed_through - len(previous) + 1
+        recent = [
+            {"start": (first + i) * rule.bucket_seconds, "count": c} for i, c in enumerate(previous)
+        ]
         recent.append({"start": start, "count": count})
         return SpikeEvent(
             spike_id=spike_id,
@@ -337,7 +422,7 @@ class SpikeDetector:
             baseline=round(mean, 3),
             ratio=round(count / max(mean, 1.0), 3),
             score=round(self._z(count, mean, var), 3),
-            top_stories=stories[: rule.top_stories],
+            top_stories=bucket.top_stories(rule.top_stories),
             top_terms=[term for term, _ in bucket.terms.most_common(rule.top_terms)],
             recent_counts=recent,
         )
@@ -386,15 +471,17 @@ def _state_to_dict(state: _KeyState) -> dict[str, Any]:
         "buckets": {
             str(i): {
                 "articles": b.articles,
-                "stories": b.stories,
+                "story_ids": sorted(b.story_ids),
                 "sources": sorted(b.sources),
                 "terms": dict(b.terms),
+                "newest": [asdict(s) for s in b.newest],
             }
             for i, b in state.buckets.items()
         },
         "closed_through": state.closed_through,
-        "history": state.history,
+        "history": list(state.history),
         "closed_count": state.closed_count,
+        "past": [list(p) for p in state.past],
         "mean": state.mean,
         "var": state.var,
         "seasonal_mean": {str(k): v for k, v in state.seasonal_mean.items()},
@@ -403,20 +490,31 @@ def _state_to_dict(state: _KeyState) -> dict[str, Any]:
     }
 
 
+def _bucket_from_dict(raw: dict[str, Any]) -> _Bucket:
+    if "stories" in raw:  # written before story details were capped: {story_id: details}
+        newest = [StoryRef(**details) for details in raw["stories"].values()]
+        story_ids = set(raw["stories"])
+    else:
+        newest = [StoryRef(**details) for details in raw["newest"]]
+        story_ids = set(raw["story_ids"])
+    return _Bucket(
+        articles=raw["articles"],
+        story_ids=story_ids,
+        sources=set(raw["sources"]),
+        terms=Counter(raw["terms"]),
+        newest=newest,
+    )
+
+
 def _state_from_dict(raw: dict[str, Any]) -> _KeyState:
+    # Older snapshots kept the history as [{"start": epoch, "count": n}, ...].
+    history = [h["count"] if isinstance(h, dict) else int(h) for h in raw["history"]]
     return _KeyState(
-        buckets={
-            int(i): _Bucket(
-                articles=b["articles"],
-                stories=b["stories"],
-                sources=set(b["sources"]),
-                terms=Counter(b["terms"]),
-            )
-            for i, b in raw["buckets"].items()
-        },
+        buckets={int(i): _bucket_from_dict(b) for i, b in raw["buckets"].items()},
         closed_through=raw["closed_through"],
-        history=raw["history"],
+        history=history,
         closed_count=raw["closed_count"],
+        past=[(p[0], p[1], p[2]) for p in raw.get("past", [])],
         mean=raw["mean"],
         var=raw["var"],
         seasonal_mean={int(k): v for k, v in raw["seasonal_mean"].items()},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import asdict
 
 from streams.spikes.detector import SpikeDetector, SpikeRule, StoryRef
 
@@ -201,3 +202,203 @@ def test_steady_daily_cycle_raises_at_most_one_false_alarm_a_week():
     assert len(starts) <= weeks, starts
     plain = run(DEFAULT, synthetic_stream(random.Random(11), 24 * 7 * weeks, rate))
     assert len(plain) <= weeks, plain
+
+
+# --- lateness, order, restarts ------------------------------------------------------------
+
+
+def test_late_article_for_a_key_not_seen_before_is_counted_as_late():
+    detector = SpikeDetector(SpikeRule(allowed_lateness_seconds=HOUR))
+    detector.observe("a", story(1, T0 + 100 * HOUR), [])
+    detector.observe("b", story(2, T0 + 10 * HOUR), [])  # 90 h behind the watermark
+    assert detector.late_dropped == 1
+    assert detector.tracked_buckets() == 1  # only key a's bucket
+
+
+LIFECYCLE = {"started": 0, "escalated": 1, "resolved": 2}
+
+
+def summary(events):
+    """What an alert says, in lifecycle order; independent of the order events were returned."""
+    return sorted(
+        (e.topic, e.window_start, LIFECYCLE[e.state], e.state, e.count, e.baseline) for e in events
+    )
+
+
+def test_out_of_order_articles_within_lateness_give_the_same_spikes_as_in_order():
+    rule = SpikeRule(**{**WARM, "allowed_lateness_seconds": 2 * HOUR}, cooldown_seconds=0)
+    in_order = hourly(0, 8, 1) + hourly(8, 1, 12, first_id=5000) + hourly(9, 8, 1, first_id=7000)
+    shuffled = list(in_order)
+    rng = random.Random(3)
+    # Swap articles at most 90 minutes apart: out of order, but never beyond the lateness.
+    for _ in range(2000):
+        i = rng.randrange(len(shuffled) - 1)
+        if abs(shuffled[i].published - shuffled[i + 1].published) <= 1.5 * HOUR:
+            shuffled[i], shuffled[i + 1] = shuffled[i + 1], shuffled[i]
+    assert shuffled != in_order
+
+    def events(stories):
+        detector = SpikeDetector(rule)
+        found = feed(detector, "t", stories) + detector.flush()
+        assert detector.late_dropped == 0
+        return summary(found)
+
+    expected = events(in_order)
+    assert [state for *_, state, _, _ in expected] == ["started", "escalated", "resolved"]
+    assert events(shuffled) == expected
+
+
+def spike_then_quiet() -> tuple[SpikeRule, list[StoryRef], list[StoryRef]]:
+    """A stream cut in the middle of a spike: before (started) and after (escalated, resolved)."""
+    rule = SpikeRule(**WARM, escalate_factor=2.0, resolve_buckets=2, cooldown_seconds=HOUR)
+    burst = hourly(6, 1, 12, first_id=1000)
+    before = hourly(0, 6, 1) + burst[:6]
+    after = burst[6:] + hourly(7, 4, 1, first_id=3000) + hourly(11, 1, 12, first_id=4000)
+    return rule, before, after
+
+
+def test_restart_mid_spike_resumes_it_from_a_snapshot():
+    rule, before, after = spike_then_quiet()
+    original = SpikeDetector(rule)
+    assert [e.state for e in feed(original, "t", before)] == ["started"]
+    restored = SpikeDetector(rule)
+    restored.restore(json.loads(json.dumps(original.snapshot())))
+    resumed = feed(restored, "t", after)
+    assert [e.state for e in resumed] == ["escalated", "resolved", "started", "escalated"]
+    assert summary(resumed) == summary(feed(original, "t", after))
+
+
+def test_restart_mid_spike_resumes_it_from_per_key_table_state():
+    # The Faust table path: each key's state is stored alone and restored when first seen.
+    rule, before, after = spike_then_quiet()
+    original = SpikeDetector(rule)
+    feed(original, "t", before)
+    feed(original, "other", [story(9, T0 + 6 * HOUR + 900)])
+    table = {key: json.loads(json.dumps(original.key_state(key))) for key in ("t", "other")}
+    restored = SpikeDetector(rule)
+    restored.restore_key("t", table["t"])
+    restored.restore_key("other", table["other"])
+    assert restored.baseline("t") == original.baseline("t")
+    assert summary(feed(restored, "t", after)) == summary(feed(original, "t", after))
+
+
+def test_snapshot_written_by_the_previous_version_still_restores():
+    old = {
+        "watermark": T0 + 6 * HOUR + 50,
+        "late_dropped": 2,
+        "keys": {
+            "t": {
+                "buckets": {
+                    str(int(T0 // HOUR) + 6): {
+                        "articles": 4,
+                        "stories": {
+                            f"s{i}": {
+                                "article_id": f"a{i}",
+                                "story_id": f"s{i}",
+                                "title": f"old {i}",
+                                "url": None,
+                                "source": "src",
+                                "published": T0 + 6 * HOUR + i,
+                            }
+                            for i in range(4)
+                        },
+                        "sources": ["src"],
+                        "terms": {"huawei": 4},
+                    }
+                },
+                "closed_through": int(T0 // HOUR) + 5,
+                "history": [{"start": T0 + h * HOUR, "count": 1} for h in range(6)],
+                "closed_count": 6,
+                "mean": 1.0,
+                "var": 0.0,
+                "seasonal_mean": {},
+                "active": None,
+                "cooldown_until": 0.0,
+            }
+        },
+    }
+    detector = SpikeDetector(SpikeRule(**WARM, min_count=5))
+    detector.restore(old)
+    events = feed(detector, "t", [story(10, T0 + 6 * HOUR + 60)])
+    assert [(e.state, e.count) for e in events] == [("started", 5)]
+    assert [c["count"] for c in events[0].recent_counts] == [1] * 6 + [5]
+    assert "old 3" in [s["title"] for s in events[0].top_stories]
+
+
+# --- lifecycle and explanation ------------------------------------------------------------
+
+
+def test_after_the_cooldown_a_new_burst_starts_a_new_spike():
+    rule = SpikeRule(**WARM, resolve_buckets=1, cooldown_seconds=2 * HOUR)
+    detector = SpikeDetector(rule)
+    feed(detector, "t", hourly(0, 6, 1))
+    first = feed(detector, "t", hourly(6, 1, 6, first_id=1000))
+    feed(detector, "t", hourly(7, 2, 1, first_id=2000))  # hour 7 quiet -> resolved at 8
+    assert feed(detector, "t", hourly(9, 1, 8, first_id=3000)) == []  # cooling down until 10
+    feed(detector, "t", hourly(10, 12, 1, first_id=4000))
+    second = feed(detector, "t", hourly(22, 1, 8, first_id=5000))
+    assert [e.state for e in first] == ["started"] and [e.state for e in second] == ["started"]
+    assert first[0].spike_id != second[0].spike_id
+
+
+def test_a_spike_escalates_once_however_far_it_grows():
+    detector = SpikeDetector(SpikeRule(**WARM, escalate_factor=2.0))
+    feed(detector, "t", hourly(0, 6, 1))
+    events = feed(detector, "t", hourly(6, 1, 60, first_id=1000))
+    assert [e.state for e in events] == ["started", "escalated"]
+
+
+def test_event_explains_itself_with_newest_stories_and_most_frequent_terms():
+    detector = SpikeDetector(SpikeRule(**WARM, top_stories=3, top_terms=2))
+    feed(detector, "t", hourly(0, 6, 1))
+    events = []
+    for i in range(40):
+        ref = StoryRef(f"b{i}", f"st{i}", f"Story {i}", f"https://x.test/{i}", f"src{i % 4}", 0.0)
+        ref = StoryRef(**{**asdict(ref), "published": T0 + 6 * HOUR + i})
+        terms = ["huawei", "5g"] if i % 2 else ["huawei", "ban"] if i % 3 else ["huawei"]
+        events += detector.observe("t", ref, terms)
+    started = events[0]
+    assert started.state == "started" and started.count == 5
+    assert started.ratio == 5.0 and started.baseline == 1.0
+    assert started.score == round((5 - 1.0) / math.sqrt(1.0), 3)
+    assert started.window_end - started.window_start == HOUR
+    assert [s["title"] for s in started.top_stories] == ["Story 4", "Story 3", "Story 2"]
+    assert set(started.top_stories[0]) >= {"title", "source", "url", "story_id", "published"}
+    assert started.top_stories[0]["url"] == "https://x.test/4"
+    assert started.top_stories[0]["source"] == "src0"
+    assert started.top_terms == ["huawei", "5g"]
+    escalated = events[1]
+    assert escalated.count == 10
+    assert [s["title"] for s in escalated.top_stories] == ["Story 9", "Story 8", "Story 7"]
+
+
+def test_flush_closes_the_last_buckets_without_inventing_future_ones():
+    detector = SpikeDetector(SpikeRule(**{**WARM, "allowed_lateness_seconds": 2 * HOUR}))
+    closed = []
+    detector.on_close = lambda key, start, count, baseline: closed.append((start, count))
+    feed(detector, "t", hourly(0, 10, 2))
+    assert closed[-1][0] < T0 + 9 * HOUR  # the last hours are still open for late articles
+    detector.flush()
+    assert closed[-1] == (T0 + 9 * HOUR, 2)
+    assert detector.tracked_buckets() == 0
+
+
+def test_a_spike_followed_by_a_long_silence_resolves_right_after_it():
+    rule = SpikeRule(**WARM, resolve_buckets=2)
+    detector = SpikeDetector(rule)
+    feed(detector, "t", hourly(0, 6, 1))
+    feed(detector, "t", hourly(6, 1, 6, first_id=1000))
+    events = feed(detector, "t", [story(9000, T0 + 365 * 24 * HOUR)])  # a year later
+    resolved = [e for e in events if e.state == "resolved"]
+    assert [e.window_start for e in resolved] == [T0 + 8 * HOUR]
+    assert detector.tracked_buckets() == 1
+
+
+def test_a_long_silence_with_an_open_bucket_in_between_closes_it_in_order():
+    detector = SpikeDetector(SpikeRule(**{**WARM, "allowed_lateness_seconds": 200 * HOUR}))
+    closed = []
+    detector.on_close = lambda key, start, count, baseline: closed.append((start, count))
+    feed(detector, "t", [story(1, T0), story(2, T0 + 100 * HOUR), story(3, T0 + 1000 * HOUR)])
+    starts = [start for start, _ in closed]
+    assert starts == sorted(starts) and len(starts) == len(set(starts))
+    assert (T0 + 100 * HOUR, 1) in closed
