@@ -12,6 +12,7 @@ import dataclasses
 import json
 import re
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,9 @@ _BOM = b"\xef\xbb\xbf"
 # it; HTML entities still resolve through feedparser's own table.
 _INTERNAL_SUBSET = re.compile(rb"(<!DOCTYPE[^\[>]*)\[.*?\]\s*>", re.IGNORECASE | re.DOTALL)
 _FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
+_GZIP_MAGIC = b"\x1f\x8b"
+MAX_DOCUMENT_BYTES = 15 * 1024 * 1024  # a gzip body sent without Content-Encoding inflates to this
+_ENCODING_DECLARATION = re.compile(rb"^(<\?xml[^>]*?)\s+encoding=[\"'][^\"']*[\"']", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,13 @@ def parse_feed(
 ) -> ParsedFeed:
     """Parse one feed document. Never raises on bad input: the error field says what is wrong."""
     fetched_at = time.time() if fetched_at is None else fetched_at
+    if data.startswith(_GZIP_MAGIC):
+        # Some servers gzip twice or forget Content-Encoding; saved files may be gzipped too.
+        inflated = _gunzip(data, MAX_DOCUMENT_BYTES)
+        if isinstance(inflated, str):
+            return ParsedFeed(None, None, (), error=inflated)
+        data = inflated
+    data = _utf16_without_bom_to_utf8(data)
     stripped = data.lstrip(b" \t\r\n")
     if stripped.startswith(_BOM):
         stripped = stripped[len(_BOM) :].lstrip()
@@ -62,6 +73,38 @@ def parse_feed(
     if stripped[:1] == b"{" or (content_type and "json" in content_type.lower()):
         return _parse_json_feed(stripped, fetched_at, max_entries)
     return _parse_xml_feed(stripped, url, content_type, fetched_at, max_entries)
+
+
+def _gunzip(data: bytes, max_bytes: int) -> bytes | str:
+    """The inflated document, or the reason it cannot be had (bounded: a bomb stops early)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, max_bytes + 1)
+    except zlib.error as exc:
+        return f"gzip-compressed and corrupt: {exc}"
+    if len(out) > max_bytes:
+        return f"gzip-compressed document exceeds {max_bytes} bytes after decompression"
+    if not inflater.eof:
+        return "gzip-compressed and truncated"
+    return out
+
+
+def _utf16_without_bom_to_utf8(data: bytes) -> bytes:
+    """UTF-16 without a byte order mark, which expat cannot detect, as UTF-8."""
+    head = data[:4]
+    if len(head) < 4 or head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data
+    if head[0] == 0 and head[1] != 0 and head[2] == 0 and head[3] != 0:
+        encoding = "utf-16-be"
+    elif head[0] != 0 and head[1] == 0 and head[2] != 0 and head[3] == 0:
+        encoding = "utf-16-le"
+    else:
+        return data
+    try:
+        text = data.decode(encoding).encode("utf-8")
+    except UnicodeDecodeError:
+        return data
+    return _ENCODING_DECLARATION.sub(rb"\1", text, count=1)
 
 
 def parse_file(path: Path, *, max_entries: int = MAX_ENTRIES_PER_FEED) -> ParsedFeed:
