@@ -26,7 +26,7 @@ DEVSET = Path(__file__).parents[2] / "data" / "devset.jsonl"
 CORE = ("5g-security", "sanctions", "vendor-bans")
 SOURCE_FIELDS = {"id", "title", "text", "url", "source", "published", "dataset", "cluster"}
 # The default taxonomy's F1 on tests/data/devset.jsonl must not fall below this (issue goal).
-CORE_F1_FLOOR = 0.74  # baseline before tuning; raised with the taxonomy
+CORE_F1_FLOOR = 0.85
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +182,27 @@ def test_default_taxonomy_reaches_the_f1_floor_on_the_devset(devset, default):
     scores = evaluate(devset, default, topics=CORE)
     low = {name: round(s.f1, 3) for name, s in scores.items() if s.f1 < CORE_F1_FLOOR}
     assert not low, f"F1 below {CORE_F1_FLOOR}: {low}"
+
+
+# Headlines written for these tests (not in the devset), one per rule added while tuning, so a
+# rule that stops generalising fails here and not only in the aggregate F1.
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("Poland arrests Huawei executive on suspicion of spying", {"5g-security"}),
+        ("Canadian court grants bail to Huawei executive", {"sanctions"}),
+        ("WTO lets EU impose trade sanctions on U.S. goods", set()),
+        ("TIM excludes Huawei from 5G core tender", {"5g-security"}),
+        ("Italy decides to exclude Huawei from 5G core network", {"5g-security", "vendor-bans"}),
+        ("Trump administration targets WeChat with new order", {"vendor-bans"}),
+        (
+            "Japan considers decision on Huawei gear after U.S. pressure",
+            {"5g-security", "vendor-bans"},
+        ),
+        ("ZTE agrees to pay U.S. penalty and hire compliance officers", {"sanctions"}),
+        ("Huawei unveils new laptop", set()),
+    ],
+)
+def test_tuned_rules_on_new_headlines(default, title, expected):
+    *_, topics = classify_article(title, "", default)
+    assert set(topics) & set(CORE) == expected
