@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ["spikes"]
+BENCHES = ["spikes", "feeds"]
 RESULTS = Path(__file__).with_name("results")
 
 
