@@ -1,0 +1,72 @@
+"""`newsalert feeds backfill` publishes JSON Lines articles to the raw topic of a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from connectors.identity import article_id
+from newsalert.cli import main
+from streams.records import RawArticle
+from streams.topics import TOPICS
+
+
+async def test_backfill_publishes_each_article_once(embedded_broker, tmp_path, capsys):
+    admin = AIOKafkaAdminClient(bootstrap_servers=embedded_broker.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(TOPICS.raw_articles, 1, 1)])
+    finally:
+        await admin.close()
+    lines = tmp_path / "cnbc.jsonl"
+    lines.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "id": f"cnbc-{n}",
+                    "title": f"Headline {n}",
+                    "text": "A sentence.",
+                    "url": f"https://cnbc.test/{n}",
+                    "source": "CNBC",
+                    "published": "2020-07-17T23:51:00Z",
+                }
+            )
+            for n in range(3)
+        )
+    )
+    argv = [
+        "feeds",
+        "backfill",
+        str(lines),
+        "--broker",
+        embedded_broker.url,
+        "--data-dir",
+        str(tmp_path),
+    ]
+    assert await asyncio.to_thread(main, argv) == 0
+    assert f"{lines}: jsonl, 3 entries, 3 published" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, argv) == 0, "a second run is fine ..."
+    assert f"{lines}: jsonl, 3 entries, 0 published" in capsys.readouterr().out  # ... and idle
+
+    consumer = AIOKafkaConsumer(
+        TOPICS.raw_articles,
+        bootstrap_servers=embedded_broker.bootstrap_servers,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        async with asyncio.timeout(15):
+            records = [await consumer.getone() for _ in range(3)]
+        assert await consumer.getmany(timeout_ms=500) == {}, "nothing was published twice"
+    finally:
+        await consumer.stop()
+    articles = [RawArticle.loads(record.value) for record in records]
+    assert [a.article_id for a in articles] == [
+        article_id(url=f"https://cnbc.test/{n}") for n in range(3)
+    ]
+    assert {(a.source, a.published, a.published_is_fetch_time) for a in articles} == {
+        ("CNBC", 1595029860.0, False)
+    }
