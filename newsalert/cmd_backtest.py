@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,12 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per spike event")
     parser.add_argument("--config", type=Path, help="YAML config (taxonomy, spike settings)")
     parser.add_argument("--width", type=int, default=72, help="chart width in columns")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes that clean and classify in parallel (default: one per CPU)",
+    )
 
 
 def spike_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -55,10 +62,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.app import build_detector
     from streams.classify.taxonomy import load_taxonomy
     from streams.pipeline import ArticleProcessor
-    from streams.spikes.backtest import event_json, print_report, read_jsonl, replay
+    from streams.spikes.backtest import event_json, print_report, replay
 
     overrides = spike_overrides(args.param)
-    spike = settings.spike.model_copy(update=overrides)
+    spike = settings.spike
+    # --param wins over the configured defaults and over per-topic and per-entity overrides.
+    spike = spike.model_copy(
+        update={
+            **overrides,
+            "topics": {name: {**params, **overrides} for name, params in spike.topics.items()},
+            "entity": {**spike.entity, **overrides},
+        }
+    )
     settings = settings.model_copy(update={"spike": spike})
     taxonomy = load_taxonomy(settings.taxonomy)
     detector = build_detector(settings, list(taxonomy.topics))
@@ -69,11 +84,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     progress = _progress_bar(args.source) if sys.stderr.isatty() else None
     try:
         result = replay(
-            read_jsonl(args.source),
+            args.source,
             processor,
             detector,
             entities,
             keys=set(args.topic) if args.topic else None,
+            workers=max(1, args.workers),
             progress=progress,
         )
     except ValueError as exc:
@@ -81,11 +97,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if progress is not None:
             sys.stderr.write("\r\033[K")
-    if args.json:
-        for event in result.events:
-            print(event_json(event))
-    else:
-        print_report(result, sys.stdout, width=args.width)
+    try:
+        if args.json:
+            for event in result.events:
+                print(event_json(event))
+        else:
+            print_report(result, sys.stdout, width=args.width)
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. piped into `head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

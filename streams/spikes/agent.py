@@ -20,8 +20,8 @@ import faust
 
 from streams import metrics
 from streams.records import Article, Spike, TopicHit
-from streams.spikes.detector import SpikeDetector, StoryRef
-from streams.spikes.hits import hit_keys
+from streams.spikes import hits
+from streams.spikes.detector import SpikeDetector
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,8 @@ class SnapshotFile:
 
 def hits_for(article: Article, entities: dict[str, list[str]]) -> list[TopicHit]:
     return [
-        TopicHit(
-            key=key,
-            terms=terms,
-            article_id=article.article_id,
-            story_id=article.story_id,
-            title=article.title,
-            url=article.url,
-            source=article.source,
-            published=article.published,
-        )
-        for key, terms in hit_keys(article.topics, entities)
+        TopicHit(key=hit.key, terms=hit.terms, **asdict(hit.story))
+        for hit in hits.article_hits(article.asdict(), entities)
     ]
 
 
@@ -90,27 +81,39 @@ def register(
                 for hit in hits_for(article, entities):
                     await hits_topic.send(key=hit.key, value=hit)
 
+    async def save_key(key: str, partition: int) -> None:
+        """Write one key's whole state to the table and its changelog. Each write supersedes
+        the last, so a failed write (e.g. the broker not yet knowing the changelog topic) is
+        repaired by the next one; it is logged, never fatal to the stream."""
+        state = detector.key_state(key)
+        table.data[key] = state
+        try:
+            await table.changelog_topic.send(key=key, value=state, partition=partition)
+        except Exception as exc:
+            log.warning("spike state of %s not written to the changelog yet: %r", key, exc)
+
     @app.agent(hits_topic, name="detect-spikes")
     async def detect_spikes(stream: faust.StreamT[TopicHit]) -> None:
-        async for batch in stream.take(batch_size, within=batch_seconds):
-            touched: set[str] = set()
-            for hit in batch:
+        async for events in stream.take_events(batch_size, within=batch_seconds):
+            # The table is written once per key after the batch, when no current event names
+            # a partition: each key's changelog goes to the partition its hits came from.
+            touched: dict[str, int] = {}
+            for event in events:
+                hit = event.value
                 if not detector.knows(hit.key) and table.get(hit.key) is not None:
                     detector.restore_key(hit.key, table[hit.key])  # recovered from changelog
-                late_before = detector.late_dropped
-                story = StoryRef(
-                    hit.article_id, hit.story_id, hit.title, hit.url, hit.source, hit.published
-                )
-                for event in detector.observe(hit.key, story, list(hit.terms)):
+                counted = hits.Hit(hit.key, list(hit.terms), hits.story_ref(hit))
+                events, late = hits.observe(detector, counted)
+                for event in events:
                     metrics.SPIKES.labels(event.topic, event.state).inc()
                     await spikes_topic.send(
                         key=event.topic, value=Spike(detected_at=time.time(), **asdict(event))
                     )
-                if detector.late_dropped != late_before:
+                if late:
                     metrics.ARTICLES_LATE.inc()
-                touched.add(hit.key)
-            for key in touched:
-                table[key] = detector.key_state(key)
+                touched[hit.key] = event.message.partition
+            for key, partition in touched.items():
+                await save_key(key, partition)
             dirty["since"] = dirty["since"] or time.monotonic()
 
     if snapshot is not None:
