@@ -235,6 +235,23 @@ class _Prepared:
         return self.result
 
 
+class _CountingPublisher:
+    """Counts refused articles, which the poller only logs, so a backfill can report them."""
+
+    def __init__(self, publisher: Any) -> None:
+        self._publisher = publisher
+        self.failures = 0
+        self.last_failure: str | None = None
+
+    async def publish(self, article: Any) -> None:
+        try:
+            await self._publisher.publish(article)
+        except Exception as exc:
+            self.failures += 1
+            self.last_failure = f"{type(exc).__name__}: {exc}"
+            raise
+
+
 def _file_feed(path: Path, name: str | None, now: float) -> FeedRow:
     url = path.resolve().as_uri()
     return FeedRow(
@@ -274,29 +291,29 @@ async def backfill(
     from connectors.poller import FeedPoller
 
     prepared = _Prepared()
-    poller = FeedPoller(settings, state, publisher, None, source=prepared, clock=clock)
+    counting = _CountingPublisher(publisher)
+    poller = FeedPoller(settings, state, counting, None, source=prepared, clock=clock)
     for path in paths:
         now = clock()
         feed = _file_feed(path, name, now)
+        problems = JsonlProblems()
+        batches: Iterator[list[FeedEntry]] | list[list[FeedEntry]]
+        fmt: str | None
         if is_jsonl(path):
-            batches: Iterator[list[FeedEntry]] | list[list[FeedEntry]]
-            problems = JsonlProblems()
             batches = read_jsonl(path, now, problems, batch)
-            fmt = "jsonl"
-            title: str | None = path.stem
+            fmt, title = "jsonl", path.stem
         else:
             parsed = await asyncio.to_thread(parse_file, path, max_entries=10**9)
             if parsed.error is not None:
                 yield BackfillReport(path, parsed.format, 0, 0, error=parsed.error)
                 continue
-            problems = JsonlProblems()
             batches = [
                 list(parsed.entries[i : i + batch]) for i in range(0, len(parsed.entries), batch)
             ]
-            fmt = parsed.format
-            title = parsed.title or path.stem
+            fmt, title = parsed.format, parsed.title or path.stem
         entries = published = 0
         error: str | None = None
+        counting.failures = 0
         try:
             for chunk in batches:
                 entries += len(chunk)
@@ -308,4 +325,9 @@ async def backfill(
             error = f"cannot read: {exc.strerror}"
         if error is None and not entries:
             error = problems.warning() or "no articles"
+        if error is None and counting.failures:
+            error = (
+                f"{counting.failures} articles not published ({counting.last_failure});"
+                " run again to retry them"
+            )
         yield BackfillReport(path, fmt, entries, published, error, problems.warning())

@@ -138,3 +138,30 @@ async def test_backfill_reports_a_broken_file_and_goes_on(tmp_path):
     reports = await collect([broken, good], FeedState(tmp_path / "db.sqlite3"), ListPublisher())
     assert reports[0].error is not None and reports[0].line().startswith(f"{broken}: error: ")
     assert (reports[1].published, reports[1].error) == (1, None)
+
+
+class FlakyPublisher(ListPublisher):
+    def __init__(self, refuse):
+        super().__init__()
+        self.refuse = set(refuse)
+
+    async def publish(self, article):
+        if article.title in self.refuse:
+            raise ConnectionError("broker unavailable")
+        await super().publish(article)
+
+
+async def test_backfill_reports_articles_the_broker_refused_and_retries_them(tmp_path):
+    lines = tmp_path / "a.jsonl"
+    write_lines(lines, article(1), article(2))
+    state = FeedState(tmp_path / "db.sqlite3")
+    flaky = FlakyPublisher(refuse={"Headline 2"})
+    (report,) = await collect([lines], state, flaky)
+    assert (report.published, report.error) == (
+        1,
+        "1 articles not published (ConnectionError: broker unavailable); run again to retry them",
+    )
+    flaky.refuse.clear()
+    (report,) = await collect([lines], state, flaky)
+    assert (report.published, report.error) == (1, None)
+    assert [a.title for a in flaky.articles] == ["Headline 1", "Headline 2"]
