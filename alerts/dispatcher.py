@@ -1,10 +1,13 @@
 """The dispatcher: spikes in (``accept``), notifications out (``run``), nothing lost.
 
 ``accept`` routes a spike and writes its notifications to the outbox in one transaction,
-before the alert agent commits the spike's offset. ``run`` delivers due notifications through
-their channel, retrying on a Svix-like schedule with jitter (or when the receiver's
-``Retry-After`` says), and moves a message that exhausted the schedule, or failed for good,
-to the dead letters, from which ``newsalert deliveries replay`` can resend it.
+before the alert agent commits the spike's offset. ``run`` delivers due notifications, each in
+its own task (a slow or dead endpoint holds up only its own deliveries: bounded concurrency
+per endpoint, a deadline per attempt), retrying on a Svix-like schedule with jitter (longer if
+the receiver's ``Retry-After`` says so). A message that exhausts the schedule, or fails for
+good, becomes a dead letter, which ``newsalert deliveries replay`` can resend. An endpoint
+answering 410, or failing for days, is disabled and its subscriber told by e-mail; an address
+that hard-bounces repeatedly is suppressed. Digest items are combined when their time comes.
 """
 
 from __future__ import annotations
@@ -13,13 +16,17 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from alerts import metrics
-from alerts.channels.base import Channel, DeliveryResult
-from alerts.routing import Subscriber, route
+from alerts.channels.base import Channel, DeliveryResult, Outgoing
+from alerts.links import Links
+from alerts.payload import iso, webhook_payload
+from alerts.routing import Notification, Timing, channels_of, message_id, route
 from alerts.store import DeliveryStore, OutboxRow
+from streams.settings import SubscriptionConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,43 +49,68 @@ def retry_delay(
     return delay
 
 
+@dataclass(frozen=True)
+class Policy:
+    retry_schedule_seconds: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000)
+    timing: Timing = Timing()
+    concurrency_per_endpoint: int = 4
+    attempt_timeout_seconds: float = 15.0
+    disable_after_seconds: float = 5 * 86400.0
+    suppress_after_hard_failures: int = 3
+
+
 class Dispatcher:
     def __init__(
         self,
         store: DeliveryStore,
         channels: dict[str, Channel],
-        subscribers: Iterable[Subscriber],
-        retry_schedule_seconds: tuple[float, ...],
+        policy: Policy,
+        links: Links | None = None,
         *,
-        batch_size: int = 50,
+        batch_size: int = 100,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.channels = channels
-        self.subscribers = list(subscribers)
-        self.retry_schedule_seconds = retry_schedule_seconds
+        self.policy = policy
+        self.links = links
         self.batch_size = batch_size
         self.clock = clock
         self._wake = asyncio.Event()
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._slots: dict[str, asyncio.Semaphore] = {}
+
+    # -- in: spikes ----------------------------------------------------------------------
+
+    def subscribers(self) -> list[SubscriptionConfig]:
+        """Read each time: the CLI and a SIGHUP reload change them while the service runs."""
+        return [s.config for s in self.store.subscribers()]
 
     async def accept(self, spike: dict[str, Any]) -> int:
-        notifications = route(spike, self.subscribers, self.store.already_announced)
-        added = self.store.enqueue(notifications, now=self.clock())
-        for n in notifications:
-            metrics.NOTIFICATIONS_QUEUED.labels(n.channel).inc()
+        now = self.clock()
+        routed, skipped = route(spike, self.subscribers(), self.store, now, self.policy.timing)
+        for skip in skipped:
+            metrics.NOTIFICATIONS_SKIPPED.labels(skip.reason.split(":")[0]).inc()
+            log.info("spike %s not sent to %s: %s", spike["spike_id"], skip.subscriber, skip.reason)
+        added = self.store.enqueue([(r.notification, r.due_at, r.status) for r in routed], now=now)
+        for r in routed:
+            metrics.NOTIFICATIONS_QUEUED.labels(r.notification.channel).inc()
         if added:
             self._wake.set()
         metrics.OUTBOX_PENDING.set(self.store.pending_count())
         return added
 
+    # -- out: deliveries -----------------------------------------------------------------
+
     async def run(self) -> None:
         while True:
-            delivered = await self.deliver_due()
-            if delivered:
-                continue
+            self.collect_digests()
+            self._start_due()
             now = self.clock()
-            next_at = self.store.next_due_at()
-            wait = 1.0 if next_at is None else min(max(next_at - now, 0.01), 1.0)
+            upcoming = [
+                t for t in (self.store.next_due_at(), self.store.next_due_at("digest")) if t
+            ]
+            wait = min([1.0, *(max(t - now, 0.01) for t in upcoming)])
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
@@ -86,36 +118,103 @@ class Dispatcher:
                 pass
 
     async def deliver_due(self) -> int:
-        """Try every due notification once (concurrently); return how many were tried."""
-        rows = self.store.due(self.clock(), limit=self.batch_size)
-        if rows:
-            await asyncio.gather(*(self._deliver(row) for row in rows))
-            metrics.OUTBOX_PENDING.set(self.store.pending_count())
-        return len(rows)
+        """Collect due digests, try every due notification once and wait for the attempts;
+        return how many were tried (tests and ``deliveries replay`` use this)."""
+        self.collect_digests()
+        tasks = self._start_due()
+        if tasks:
+            await asyncio.gather(*tasks)
+        return len(tasks)
+
+    def _start_due(self) -> list[asyncio.Task[None]]:
+        rows = self.store.due(self.clock(), limit=self.batch_size, exclude=self._in_flight)
+        tasks = []
+        for row in rows:
+            task = asyncio.create_task(self._deliver(row), name=f"deliver {row.message_id}")
+            self._in_flight[row.message_id] = task
+            task.add_done_callback(lambda _t, mid=row.message_id: self._done(mid))
+            tasks.append(task)
+        return tasks
+
+    def _done(self, message_id: str) -> None:
+        self._in_flight.pop(message_id, None)
+        self._wake.set()
+
+    def collect_digests(self) -> int:
+        """Turn held digest items whose time has come into one message per channel."""
+        now = self.clock()
+        made = 0
+        for (subscriber, channel, target), items in self.store.due_digests(now).items():
+            first = min(item.next_attempt_at for item in items)
+            digest_id = message_id("digest", subscriber, channel, target, f"{first:.0f}")
+            spike = {
+                "topic": "digest",
+                "state": "digest",
+                "spike_id": digest_id,
+                "period": {"start": iso(min(i.created_at for i in items)), "end": iso(now)},
+                "items": [item.spike for item in items],
+            }
+            digest = Notification(digest_id, subscriber, channel, target, spike, kind="digest")
+            made += self.store.replace_with_digest(items, digest, now=now)
+        return made
+
+    def outgoing(self, row: OutboxRow, sub: SubscriptionConfig | None, test: bool = False):
+        note = row.notification()
+        payload = webhook_payload(
+            note.message_id,
+            note.subscriber,
+            note.spike,
+            test=test,
+            kind=note.kind,
+            links=self.links,
+        )
+        secrets: tuple[str, ...] = ()
+        if sub is not None and sub.webhook is not None and sub.webhook.url == note.target:
+            secrets = tuple(sub.webhook.secrets())
+        unsubscribe = None
+        if self.links is not None and note.channel == "email":
+            unsubscribe = self.links.unsubscribe_url(note.subscriber, note.target)
+        return Outgoing(note, payload, secrets, unsubscribe)
 
     async def _deliver(self, row: OutboxRow) -> None:
         channel = self.channels.get(row.channel)
+        sub = self.store.subscriber(row.subscriber)
         started = time.perf_counter()
         if channel is None:
             result = DeliveryResult("failed", f"no channel {row.channel!r} configured")
+        elif sub is None and row.kind != "notice":
+            result = DeliveryResult("failed", f"subscriber {row.subscriber!r} was removed")
         else:
-            try:
-                result = await channel.send(row.notification())
-            except Exception as exc:  # a channel bug must not stop other deliveries
-                log.exception("channel %s crashed delivering %s", row.channel, row.message_id)
-                result = DeliveryResult("retry", f"internal error: {exc!r}")
+            slot = self._slots.setdefault(
+                row.target, asyncio.Semaphore(self.policy.concurrency_per_endpoint)
+            )
+            async with slot:
+                result = await self._attempt(channel, self.outgoing(row, sub))
         metrics.DELIVERY_DURATION.labels(row.channel).observe(time.perf_counter() - started)
-        self._record(row, result)
+        self._record(row, result, sub)
 
-    def _record(self, row: OutboxRow, result: DeliveryResult) -> None:
+    async def _attempt(self, channel: Channel, outgoing: Outgoing) -> DeliveryResult:
+        try:
+            return await asyncio.wait_for(
+                channel.send(outgoing), timeout=self.policy.attempt_timeout_seconds
+            )
+        except TimeoutError:
+            return DeliveryResult(
+                "retry", f"no answer within {self.policy.attempt_timeout_seconds:g} s"
+            )
+        except Exception as exc:  # a channel bug must not stop other deliveries
+            log.exception("channel %s crashed", channel.name)
+            return DeliveryResult("retry", f"internal error: {exc!r}")
+
+    def _record(
+        self, row: OutboxRow, result: DeliveryResult, sub: SubscriptionConfig | None
+    ) -> None:
         now = self.clock()
         outcome = result.outcome
         if outcome == "delivered":
-            self.store.record_attempt(
-                row.message_id, outcome, result.detail, status="delivered", now=now
-            )
+            self.store.record_attempt(row, outcome, result.detail, status="delivered", now=now)
             detected_at = row.spike.get("detected_at")
-            if detected_at:
+            if detected_at and row.kind == "spike":
                 metrics.NOTIFICATION_LATENCY.labels(row.channel).observe(max(now - detected_at, 0))
             metrics.DELIVERIES.labels(row.channel, "delivered").inc()
             log.info("delivered %s to %s by %s", row.message_id, row.subscriber, row.channel)
@@ -123,10 +222,23 @@ class Dispatcher:
         delay = None
         if outcome == "retry":
             delay = retry_delay(
-                row.attempts + 1, self.retry_schedule_seconds, result.retry_after_seconds
+                row.attempts + 1, self.policy.retry_schedule_seconds, result.retry_after_seconds
             )
-        if delay is None:
-            status, shown = "dead", "dead" if outcome == "retry" else outcome
+        if delay is not None:
+            log.warning(
+                "delivery of %s to %s by %s failed (%s); retry in %.0f s",
+                row.message_id,
+                row.subscriber,
+                row.channel,
+                result.detail,
+                delay,
+            )
+            self.store.record_attempt(
+                row, "retry", result.detail, status="pending", next_attempt_at=now + delay, now=now
+            )
+            metrics.DELIVERIES.labels(row.channel, "retry").inc()
+        else:
+            shown = "dead" if outcome == "retry" else outcome
             log.warning(
                 "notification %s for %s by %s is a dead letter after %d attempts: %s",
                 row.message_id,
@@ -135,28 +247,115 @@ class Dispatcher:
                 row.attempts + 1,
                 result.detail,
             )
-            self.store.record_attempt(row.message_id, shown, result.detail, status=status, now=now)
+            self.store.record_attempt(row, shown, result.detail, status="dead", now=now)
             metrics.DELIVERIES.labels(row.channel, shown).inc()
+        self._maybe_disable(row, result, sub, now)
+
+    def _maybe_disable(
+        self, row: OutboxRow, result: DeliveryResult, sub: SubscriptionConfig | None, now: float
+    ) -> None:
+        endpoint = self.store.endpoint(row.subscriber, row.channel, row.target)
+        reason = None
+        if result.outcome == "disabled":
+            reason = f"the endpoint answered 410 Gone ({iso(now)})"
+        elif (
+            endpoint
+            and endpoint.failing_since is not None
+            and (now - endpoint.failing_since >= self.policy.disable_after_seconds)
+        ):
+            days = (now - endpoint.failing_since) / 86400
+            reason = f"failing for {days:.1f} days without a success; last error: {result.detail}"
+        elif (
+            row.channel == "email"
+            and endpoint
+            and endpoint.hard_failures >= self.policy.suppress_after_hard_failures
+        ):
+            reason = f"address suppressed after {endpoint.hard_failures} hard failures"
+        if reason is None or row.kind == "notice":
             return
-        log.warning(
-            "delivery of %s to %s by %s failed (%s); retry in %.0f s",
-            row.message_id,
-            row.subscriber,
-            row.channel,
-            result.detail,
-            delay,
-        )
-        self.store.record_attempt(
-            row.message_id,
-            "retry",
-            result.detail,
-            status="pending",
-            next_attempt_at=now + delay,
-            now=now,
-        )
-        metrics.DELIVERIES.labels(row.channel, "retry").inc()
+        if not self.store.disable_endpoint(row.subscriber, row.channel, row.target, reason, now):
+            return
+        metrics.ENDPOINTS_DISABLED.labels(row.channel).inc()
+        log.warning("disabled %s %s of %s: %s", row.channel, row.target, row.subscriber, reason)
+        if sub is not None and sub.email and row.channel != "email":
+            self.notify_subscriber(
+                sub,
+                f"your {row.channel} endpoint was disabled",
+                f"newsalert disabled the {row.channel} endpoint {row.target} of subscription "
+                f"{sub.name!r}: {reason}. Alerts are not sent there until it is re-enabled "
+                f"(newsalert subscribers enable {sub.name}).",
+                now,
+            )
+
+    def notify_subscriber(
+        self, sub: SubscriptionConfig, subject: str, text: str, now: float
+    ) -> None:
+        """A service notice to the subscriber's e-mail (outside the spike flow)."""
+        assert sub.email is not None
+        notice_id = message_id("notice", sub.name, subject, f"{now:.0f}")
+        spike = {"topic": "notice", "state": "notice", "spike_id": notice_id}
+        spike |= {"subject": subject, "text": text}
+        note = Notification(notice_id, sub.name, "email", sub.email, spike, kind="notice")
+        self.store.enqueue([(note, now, "pending")], now=now)
+        self._wake.set()
+
+    async def send_test(self, sub: SubscriptionConfig) -> list[tuple[str, str, DeliveryResult]]:
+        """``subscribers test``: a marked test notification through each channel, now."""
+        now = self.clock()
+        spike = sample_spike(now)
+        results = []
+        for channel_name, target in channels_of(sub):
+            test_id = message_id("test", sub.name, channel_name, f"{now:.6f}")
+            note = Notification(test_id, sub.name, channel_name, target, spike)
+            row = _transient_row(note, now)
+            channel = self.channels[channel_name]
+            outgoing = self.outgoing(row, sub, test=True)
+            results.append((channel_name, target, await self._attempt(channel, outgoing)))
+        return results
 
     async def close(self) -> None:
+        for task in list(self._in_flight.values()):
+            task.cancel()
+        await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
         for channel in self.channels.values():
             await channel.aclose()
         self.store.close()
+
+
+def sample_spike(now: float) -> dict[str, Any]:
+    return {
+        "spike_id": "test",
+        "topic": "test",
+        "state": "started",
+        "window_start": now - 3600,
+        "window_end": now,
+        "count": 0,
+        "baseline": 0.0,
+        "ratio": 0.0,
+        "score": 0.0,
+        "detected_at": now,
+        "top_stories": [],
+        "top_terms": [],
+        "recent_counts": [],
+    }
+
+
+def _transient_row(note: Notification, now: float) -> OutboxRow:
+    return OutboxRow(
+        message_id=note.message_id,
+        subscriber=note.subscriber,
+        channel=note.channel,
+        target=note.target,
+        topic=note.spike["topic"],
+        state=note.spike["state"],
+        spike_id=note.spike["spike_id"],
+        group_key=note.group_key,
+        kind=note.kind,
+        spike=note.spike,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        last_error=None,
+        created_at=now,
+        delivered_at=None,
+    )

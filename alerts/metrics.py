@@ -23,3 +23,13 @@ NOTIFICATION_LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
 )
 OUTBOX_PENDING = Gauge("newsalert_outbox_pending", "Notifications waiting for delivery")
+NOTIFICATIONS_SKIPPED = Counter(
+    "newsalert_notifications_skipped_total",
+    "Subscribers following a spike's topic who were not notified, by reason",
+    ["reason"],
+)
+ENDPOINTS_DISABLED = Counter(
+    "newsalert_endpoints_disabled_total",
+    "Channels disabled (410, failing for days, bounces)",
+    ["channel"],
+)

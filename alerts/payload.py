@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import jinja2
 
+from alerts.links import Links
+
 PAYLOAD_VERSION = 1
 
 
@@ -27,15 +29,9 @@ def _safe_link(url: str | None) -> str | None:
     return url if urlsplit(url).scheme.lower() in ("http", "https") else None
 
 
-def webhook_payload(
-    message_id: str, subscriber: str, spike: dict[str, Any], *, test: bool = False
-) -> dict[str, Any]:
+def spike_summary(spike: dict[str, Any]) -> dict[str, Any]:
+    """The part of a payload that describes one spike event."""
     return {
-        "version": PAYLOAD_VERSION,
-        "type": f"spike.{spike['state']}",
-        "message_id": message_id,
-        "test": test,
-        "subscriber": subscriber,
         "topic": spike["topic"],
         "state": spike["state"],
         "spike_id": spike["spike_id"],
@@ -59,6 +55,38 @@ def webhook_payload(
             for story in spike.get("top_stories", [])
         ],
         "matched_terms": list(spike.get("top_terms", [])),
+    }
+
+
+def webhook_payload(
+    message_id: str,
+    subscriber: str,
+    spike: dict[str, Any],
+    *,
+    test: bool = False,
+    kind: str = "spike",
+    links: Links | None = None,
+) -> dict[str, Any]:
+    """The versioned body: one spike (``spike.<state>``), a ``digest`` of several, or a
+    ``notice`` (e.g. an endpoint was disabled)."""
+    head = {"version": PAYLOAD_VERSION, "message_id": message_id, "test": test}
+    head["subscriber"] = subscriber
+    if kind == "digest":
+        return {
+            **head,
+            "type": "digest",
+            "period": spike["period"],
+            "spikes": [spike_summary(item) for item in spike["items"]],
+            "links": {"mute": None},
+        }
+    if kind == "notice":
+        return {**head, "type": "notice", "subject": spike["subject"], "text": spike["text"]}
+    mute = links.mute_url(subscriber, spike["topic"]) if links else None
+    return {
+        **head,
+        "type": f"spike.{spike['state']}",
+        **spike_summary(spike),
+        "links": {"mute": mute},
     }
 
 
@@ -104,21 +132,34 @@ def chart_svg(
 
 
 def email_content(payload: dict[str, Any]) -> tuple[str, str, str]:
-    """(subject, plain text, HTML) for one webhook payload's worth of alert."""
+    """(subject, plain text, HTML) for a payload built by :func:`webhook_payload`."""
     marker = "[TEST] " if payload["test"] else ""
-    subject = (
-        f"{marker}newsalert: {payload['topic']} {payload['state']}: "
-        f"{payload['count']} stories vs baseline {payload['baseline']:g}"
-    )
+    kind = payload["type"]
+    if kind == "notice":
+        subject = f"{marker}newsalert: {payload['subject']}"
+        template = "notice"
+    elif kind == "digest":
+        topics = sorted({s["topic"] for s in payload["spikes"]})
+        subject = f"{marker}newsalert digest: {len(payload['spikes'])} spikes ({', '.join(topics)})"
+        template = "digest"
+    else:
+        subject = (
+            f"{marker}newsalert: {payload['topic']} {payload['state']}: "
+            f"{payload['count']} stories vs baseline {payload['baseline']:g}"
+        )
+        template = "alert"
     # Subject lines are headers: no line breaks from titles or topics.
     subject = " ".join(subject.split())
+    spikes = payload.get("spikes") or ([payload] if kind.startswith("spike.") else [])
     context = {
         "p": payload,
-        "chart": chart_svg(
-            [{"count": c["count"]} for c in payload["recent_counts"]], payload["baseline"]
-        ),
+        "spikes": spikes,
+        "charts": [
+            chart_svg([{"count": c["count"]} for c in s["recent_counts"]], s["baseline"])
+            for s in spikes
+        ],
     }
     env = _templates()
-    plain = env.get_template("alert.txt.j2").render(**context)
-    html = env.get_template("alert.html.j2").render(**context)
+    plain = env.get_template(f"{template}.txt.j2").render(**context)
+    html = env.get_template(f"{template}.html.j2").render(**context)
     return subject, plain, html

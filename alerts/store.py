@@ -1,22 +1,41 @@
-"""The durable side of alerting, in the service's SQLite file: the outbox of notifications
-(pending, delivered, dead), a log of every delivery attempt, and which stories each subscriber
-has been told about. A notification is written here before the spike's offset is committed,
-and removed from the pending set only once a channel confirmed it.
+"""The durable side of alerting, in the service's SQLite file.
+
+- ``subscribers``: from the config file (re-synced at start and on SIGHUP) or the CLI;
+- ``outbox``: every notification, from ``pending`` to ``delivered`` or ``dead`` (a dead letter,
+  replayable), or ``superseded`` by a newer state of the same spike, or held as ``digest``
+  until its digest is sent (then ``digested``); ``delivery_attempts`` logs each try;
+- ``endpoints``: health per subscriber channel (failing since, hard failures, disabled);
+- ``silences``, ``announced_stories``, ``alert_groups`` (when a group last sent);
+- ``meta``: the key that signs unsubscribe and mute links.
+
+Notifications are written here before the spike's offset is committed and leave the pending
+set only once a channel confirmed them, so nothing accepted is lost across restarts.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alerts.routing import Notification
+from streams.settings import SubscriptionConfig
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS subscribers (
+    name TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    origin TEXT NOT NULL,             -- config | cli
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS outbox (
     message_id TEXT PRIMARY KEY,
     subscriber TEXT NOT NULL,
@@ -24,8 +43,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     target TEXT NOT NULL,
     topic TEXT NOT NULL,
     state TEXT NOT NULL,
+    spike_id TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'spike',  -- spike | digest | notice
     spike TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | dead
+    status TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL,
     last_error TEXT,
@@ -34,6 +56,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     delivered_at REAL
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_group ON outbox (group_key, status);
 CREATE TABLE IF NOT EXISTS delivery_attempts (
     id INTEGER PRIMARY KEY,
     message_id TEXT NOT NULL,
@@ -48,6 +71,30 @@ CREATE TABLE IF NOT EXISTS announced_stories (
     at REAL NOT NULL,
     PRIMARY KEY (subscriber, story_id)
 );
+CREATE TABLE IF NOT EXISTS alert_groups (
+    group_key TEXT PRIMARY KEY,
+    last_sent_at REAL,
+    last_started_at REAL
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    subscriber TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    target TEXT NOT NULL,
+    failing_since REAL,
+    hard_failures INTEGER NOT NULL DEFAULT 0,
+    last_success_at REAL,
+    disabled_at REAL,
+    disabled_reason TEXT,
+    PRIMARY KEY (subscriber, channel, target)
+);
+CREATE TABLE IF NOT EXISTS silences (
+    id INTEGER PRIMARY KEY,
+    subscriber TEXT NOT NULL,
+    key TEXT NOT NULL,                -- a topic, or entity:NAME
+    until REAL NOT NULL,
+    reason TEXT,
+    created_at REAL NOT NULL
+);
 """
 
 
@@ -59,6 +106,9 @@ class OutboxRow:
     target: str
     topic: str
     state: str
+    spike_id: str
+    group_key: str
+    kind: str
     spike: dict[str, Any]
     status: str
     attempts: int
@@ -68,59 +118,140 @@ class OutboxRow:
     delivered_at: float | None
 
     def notification(self) -> Notification:
-        return Notification(self.message_id, self.subscriber, self.channel, self.target, self.spike)
+        return Notification(
+            message_id=self.message_id,
+            subscriber=self.subscriber,
+            channel=self.channel,
+            target=self.target,
+            spike=self.spike,
+            kind=self.kind,
+        )
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    subscriber: str
+    channel: str
+    target: str
+    failing_since: float | None
+    hard_failures: int
+    last_success_at: float | None
+    disabled_at: float | None
+    disabled_reason: str | None
+
+
+@dataclass(frozen=True)
+class Silence:
+    id: int
+    subscriber: str
+    key: str
+    until: float
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class StoredSubscriber:
+    config: SubscriptionConfig
+    origin: str
 
 
 class DeliveryStore:
-    """One connection per process, used from the event loop thread; every call is short."""
+    """One connection per user (service, CLI); all calls are short transactions, so the CLI
+    can change subscriptions while the service runs (WAL, busy timeout)."""
 
     def __init__(self, path: Path | str) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=10)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
 
-    def enqueue(self, notifications: Iterable[Notification], now: float | None = None) -> int:
-        """Store notifications (a replayed spike's are ignored: ids are deterministic) and
-        mark their stories as announced; return how many were new."""
-        now = time.time() if now is None else now
-        added = 0
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            for n in notifications:
-                cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO outbox (message_id, subscriber, channel, target, "
-                    "topic, state, spike, next_attempt_at, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        n.message_id,
-                        n.subscriber,
-                        n.channel,
-                        n.target,
-                        n.spike["topic"],
-                        n.spike["state"],
-                        json.dumps(n.spike),
-                        now,
-                        now,
-                        now,
-                    ),
-                )
-                added += cursor.rowcount
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO announced_stories VALUES (?, ?, ?)",
-                    [(n.subscriber, story_id, now) for story_id in n.new_story_ids],
-                )
-            self._db.execute("COMMIT")
+            yield self._db
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        return added
+        self._db.execute("COMMIT")
+
+    # -- the key of signed links ---------------------------------------------------------
+
+    def link_key(self) -> bytes:
+        with self._transaction() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'link_key'").fetchone()
+            if row is None:
+                value = secrets.token_hex(32)
+                db.execute("INSERT INTO meta VALUES ('link_key', ?)", (value,))
+            else:
+                value = row[0]
+        return bytes.fromhex(value)
+
+    # -- subscribers ---------------------------------------------------------------------
+
+    def sync_config(self, subscriptions: Iterable[SubscriptionConfig], now: float | None = None):
+        """Make the config file's subscribers exactly those given; CLI-added ones stay."""
+        now = time.time() if now is None else now
+        configs = {s.name: s for s in subscriptions}
+        with self._transaction() as db:
+            for name, origin in db.execute("SELECT name, origin FROM subscribers").fetchall():
+                if origin == "config" and name not in configs:
+                    db.execute("DELETE FROM subscribers WHERE name = ?", (name,))
+            for config in configs.values():
+                db.execute(
+                    "INSERT INTO subscribers VALUES (?, ?, 'config', ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, origin = 'config', "
+                    "updated_at = excluded.updated_at",
+                    (config.name, _dump(config), now, now),
+                )
+
+    def add_subscriber(self, config: SubscriptionConfig, now: float | None = None) -> None:
+        """Add (or replace) a CLI subscriber. A config-file subscriber cannot be replaced."""
+        now = time.time() if now is None else now
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT origin FROM subscribers WHERE name = ?", (config.name,)
+            ).fetchone()
+            if row is not None and row[0] == "config":
+                raise ValueError(
+                    f"subscriber {config.name!r} is defined in the config file; change it there"
+                )
+            db.execute(
+                "INSERT INTO subscribers VALUES (?, ?, 'cli', ?, ?) ON CONFLICT (name) DO "
+                "UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
+                (config.name, _dump(config), now, now),
+            )
+
+    def remove_subscriber(self, name: str) -> bool:
+        with self._transaction() as db:
+            row = db.execute("SELECT origin FROM subscribers WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return False
+            if row[0] == "config":
+                raise ValueError(
+                    f"subscriber {name!r} is defined in the config file; remove it there"
+                )
+            db.execute("DELETE FROM subscribers WHERE name = ?", (name,))
+        return True
+
+    def subscribers(self) -> list[StoredSubscriber]:
+        rows = self._db.execute("SELECT spec, origin FROM subscribers ORDER BY name").fetchall()
+        return [
+            StoredSubscriber(SubscriptionConfig.model_validate_json(r["spec"]), r["origin"])
+            for r in rows
+        ]
+
+    def subscriber(self, name: str) -> SubscriptionConfig | None:
+        row = self._db.execute("SELECT spec FROM subscribers WHERE name = ?", (name,)).fetchone()
+        return SubscriptionConfig.model_validate_json(row[0]) if row else None
+
+    # -- routing state -------------------------------------------------------------------
 
     def already_announced(self, subscriber: str, story_id: str) -> bool:
         row = self._db.execute(
@@ -129,23 +260,150 @@ class DeliveryStore:
         ).fetchone()
         return row is not None
 
-    def due(self, now: float, limit: int = 100) -> list[OutboxRow]:
+    def silenced(self, subscriber: str, key: str, now: float) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM silences WHERE subscriber = ? AND key = ? AND until > ?",
+            (subscriber, key, now),
+        ).fetchone()
+        return row is not None
+
+    def endpoint(self, subscriber: str, channel: str, target: str) -> Endpoint | None:
+        row = self._db.execute(
+            "SELECT * FROM endpoints WHERE subscriber = ? AND channel = ? AND target = ?",
+            (subscriber, channel, target),
+        ).fetchone()
+        return Endpoint(**dict(row)) if row else None
+
+    def endpoint_disabled(self, subscriber: str, channel: str, target: str) -> str | None:
+        endpoint = self.endpoint(subscriber, channel, target)
+        return endpoint.disabled_reason if endpoint and endpoint.disabled_at else None
+
+    def group(self, group_key: str) -> tuple[float | None, float | None]:
+        row = self._db.execute(
+            "SELECT last_sent_at, last_started_at FROM alert_groups WHERE group_key = ?",
+            (group_key,),
+        ).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    # -- the outbox ----------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        notifications: Iterable[tuple[Notification, float, str]],
+        now: float | None = None,
+    ) -> int:
+        """Store ``(notification, due_at, status)`` triples (``pending`` or ``digest``) in one
+        transaction and mark their stories announced. A pending, never-tried notification of
+        the same spike and group is superseded by the newer state. A re-read spike's
+        notifications are ignored (deterministic ids). Returns how many were new."""
+        now = time.time() if now is None else now
+        added = 0
+        with self._transaction() as db:
+            for n, due_at, status in notifications:
+                older = db.execute(
+                    "SELECT message_id, next_attempt_at FROM outbox WHERE group_key = ? AND "
+                    "spike_id = ? AND status = ? AND attempts = 0 AND message_id != ?",
+                    (n.group_key, n.spike.get("spike_id", ""), status, n.message_id),
+                ).fetchall()
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO outbox (message_id, subscriber, channel, target, topic, "
+                    "state, spike_id, group_key, kind, spike, status, next_attempt_at, "
+                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        n.message_id,
+                        n.subscriber,
+                        n.channel,
+                        n.target,
+                        n.spike.get("topic", ""),
+                        n.spike.get("state", ""),
+                        n.spike.get("spike_id", ""),
+                        n.group_key,
+                        n.kind,
+                        json.dumps(n.spike),
+                        status,
+                        min([due_at, *(o[1] for o in older)]),
+                        now,
+                        now,
+                    ),
+                )
+                if cursor.rowcount:
+                    added += 1
+                    for o in older:
+                        db.execute(
+                            "UPDATE outbox SET status = 'superseded', updated_at = ?, "
+                            "last_error = ? WHERE message_id = ?",
+                            (now, f"superseded by {n.message_id}", o[0]),
+                        )
+                db.executemany(
+                    "INSERT OR IGNORE INTO announced_stories VALUES (?, ?, ?)",
+                    [(n.subscriber, story_id, now) for story_id in n.new_story_ids],
+                )
+        return added
+
+    def due(self, now: float, limit: int = 100, exclude: Iterable[str] = ()) -> list[OutboxRow]:
+        excluded = list(exclude)
+        marks = ",".join("?" * len(excluded))
         rows = self._db.execute(
             "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? "
-            "ORDER BY next_attempt_at LIMIT ?",
-            (now, limit),
+            + (f"AND message_id NOT IN ({marks}) " if excluded else "")
+            + "ORDER BY next_attempt_at LIMIT ?",
+            (now, *excluded, limit),
         ).fetchall()
         return [_row(r) for r in rows]
 
-    def next_due_at(self) -> float | None:
+    def next_due_at(self, status: str = "pending") -> float | None:
         row = self._db.execute(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = ?", (status,)
         ).fetchone()
         return row[0]
 
+    def due_digests(self, now: float) -> dict[tuple[str, str, str], list[OutboxRow]]:
+        """Held digest items whose digest is due, by (subscriber, channel, target)."""
+        rows = self._db.execute(
+            "SELECT * FROM outbox WHERE status = 'digest' AND next_attempt_at <= ? "
+            "ORDER BY created_at",
+            (now,),
+        ).fetchall()
+        groups: dict[tuple[str, str, str], list[OutboxRow]] = {}
+        for r in rows:
+            row = _row(r)
+            groups.setdefault((row.subscriber, row.channel, row.target), []).append(row)
+        return groups
+
+    def replace_with_digest(
+        self, items: list[OutboxRow], digest: Notification, now: float | None = None
+    ) -> bool:
+        """Turn held items into one pending digest notification, atomically."""
+        now = time.time() if now is None else now
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO outbox (message_id, subscriber, channel, target, topic, "
+                "state, spike_id, group_key, kind, spike, status, next_attempt_at, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, 'digest', 'digest', ?, ?, 'digest', ?, "
+                "'pending', ?, ?, ?)",
+                (
+                    digest.message_id,
+                    digest.subscriber,
+                    digest.channel,
+                    digest.target,
+                    digest.message_id,
+                    digest.group_key,
+                    json.dumps(digest.spike),
+                    now,
+                    now,
+                    now,
+                ),
+            )
+            db.executemany(
+                "UPDATE outbox SET status = 'digested', updated_at = ?, last_error = ? "
+                "WHERE message_id = ? AND status = 'digest'",
+                [(now, f"sent in {digest.message_id}", item.message_id) for item in items],
+            )
+        return cursor.rowcount == 1
+
     def record_attempt(
         self,
-        message_id: str,
+        row: OutboxRow,
         outcome: str,
         detail: str | None,
         *,
@@ -153,34 +411,83 @@ class DeliveryStore:
         next_attempt_at: float | None = None,
         now: float | None = None,
     ) -> None:
-        """Log one attempt and move the message to ``status`` (pending again, delivered, dead)."""
+        """Log one attempt, move the message to ``status`` and update its endpoint's health
+        and its group's timing."""
         now = time.time() if now is None else now
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            attempts = self._db.execute(
+        with self._transaction() as db:
+            attempts = db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, status = ?, last_error = ?, "
                 "next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ?, "
                 "delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END "
                 "WHERE message_id = ? RETURNING attempts",
                 (
                     status,
-                    None if outcome == "delivered" else detail,
+                    None if status == "delivered" else detail,
                     next_attempt_at,
                     now,
                     status,
                     now,
-                    message_id,
+                    row.message_id,
                 ),
             ).fetchone()
-            self._db.execute(
+            db.execute(
                 "INSERT INTO delivery_attempts (message_id, attempt, at, outcome, detail) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (message_id, attempts[0] if attempts else 0, now, outcome, detail),
+                (row.message_id, attempts[0] if attempts else 0, now, outcome, detail),
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+            key = (row.subscriber, row.channel, row.target)
+            db.execute(
+                "INSERT OR IGNORE INTO endpoints (subscriber, channel, target) VALUES (?, ?, ?)",
+                key,
+            )
+            if outcome == "delivered":
+                db.execute(
+                    "UPDATE endpoints SET failing_since = NULL, hard_failures = 0, "
+                    "last_success_at = ? WHERE subscriber = ? AND channel = ? AND target = ?",
+                    (now, *key),
+                )
+                started = now if row.state == "started" else None
+                db.execute(
+                    "INSERT INTO alert_groups VALUES (?, ?, ?) ON CONFLICT (group_key) DO UPDATE "
+                    "SET last_sent_at = excluded.last_sent_at, "
+                    "last_started_at = COALESCE(excluded.last_started_at, last_started_at)",
+                    (row.group_key, now, started),
+                )
+            else:
+                db.execute(
+                    "UPDATE endpoints SET failing_since = COALESCE(failing_since, ?), "
+                    "hard_failures = hard_failures + ? "
+                    "WHERE subscriber = ? AND channel = ? AND target = ?",
+                    (now, 1 if outcome == "failed" else 0, *key),
+                )
+
+    def disable_endpoint(
+        self, subscriber: str, channel: str, target: str, reason: str, now: float | None = None
+    ) -> bool:
+        """Disable one channel of a subscriber; True if it was enabled until now."""
+        now = time.time() if now is None else now
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO endpoints (subscriber, channel, target) VALUES (?, ?, ?)",
+                (subscriber, channel, target),
+            )
+            cursor = db.execute(
+                "UPDATE endpoints SET disabled_at = ?, disabled_reason = ? WHERE subscriber = ? "
+                "AND channel = ? AND target = ? AND disabled_at IS NULL",
+                (now, reason, subscriber, channel, target),
+            )
+        return cursor.rowcount == 1
+
+    def enable_endpoint(self, subscriber: str, channel: str, target: str) -> None:
+        self._db.execute(
+            "UPDATE endpoints SET disabled_at = NULL, disabled_reason = NULL, failing_since = NULL,"
+            " hard_failures = 0 WHERE subscriber = ? AND channel = ? AND target = ?",
+            (subscriber, channel, target),
+        )
+
+    def endpoints(self) -> list[Endpoint]:
+        rows = self._db.execute("SELECT * FROM endpoints ORDER BY subscriber, channel").fetchall()
+        return [Endpoint(**dict(r)) for r in rows]
 
     def get(self, message_id: str) -> OutboxRow | None:
         row = self._db.execute(
@@ -189,19 +496,14 @@ class DeliveryStore:
         return _row(row) if row else None
 
     def messages(self, status: str | None = None, limit: int = 100) -> list[OutboxRow]:
-        if status is None:
-            rows = self._db.execute(
-                "SELECT * FROM outbox ORDER BY created_at DESC LIMIT ?", (limit,)
-            ).fetchall()
-        else:
-            rows = self._db.execute(
-                "SELECT * FROM outbox WHERE status = ? ORDER BY created_at DESC LIMIT ?",
-                (status, limit),
-            ).fetchall()
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        rows = self._db.execute(
+            f"SELECT * FROM outbox {where} ORDER BY created_at DESC LIMIT ?", (*args, limit)
+        ).fetchall()
         return [_row(r) for r in rows]
 
     def requeue(self, message_id: str, now: float | None = None) -> bool:
-        """Put a dead message back in the pending set (``newsalert deliveries replay``)."""
+        """Put a dead letter back in the pending set (``newsalert deliveries replay``)."""
         now = time.time() if now is None else now
         cursor = self._db.execute(
             "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, "
@@ -215,20 +517,53 @@ class DeliveryStore:
             0
         ]
 
+    # -- silences ------------------------------------------------------------------------
+
+    def add_silence(
+        self,
+        subscriber: str,
+        key: str,
+        until: float,
+        reason: str | None = None,
+        now: float | None = None,
+    ) -> int:
+        now = time.time() if now is None else now
+        cursor = self._db.execute(
+            "INSERT INTO silences (subscriber, key, until, reason, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (subscriber, key, until, reason, now),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def silences(self, now: float | None = None) -> list[Silence]:
+        """Active silences; expired ones are deleted."""
+        now = time.time() if now is None else now
+        self._db.execute("DELETE FROM silences WHERE until <= ?", (now,))
+        rows = self._db.execute(
+            "SELECT id, subscriber, key, until, reason FROM silences ORDER BY until"
+        ).fetchall()
+        return [Silence(**dict(r)) for r in rows]
+
+    def remove_silence(self, silence_id: int) -> bool:
+        return self._db.execute("DELETE FROM silences WHERE id = ?", (silence_id,)).rowcount == 1
+
+
+def _dump(config: SubscriptionConfig) -> str:
+    """The spec as JSON with secrets in clear: the database is where they live."""
+    data = config.model_dump(mode="json")
+    if config.webhook is not None:
+        data["webhook"]["secret"] = (
+            config.webhook.secret.get_secret_value() if config.webhook.secret else None
+        )
+        data["webhook"]["previous_secrets"] = [
+            s.get_secret_value() for s in config.webhook.previous_secrets
+        ]
+    return json.dumps(data)
+
 
 def _row(r: sqlite3.Row) -> OutboxRow:
-    return OutboxRow(
-        message_id=r["message_id"],
-        subscriber=r["subscriber"],
-        channel=r["channel"],
-        target=r["target"],
-        topic=r["topic"],
-        state=r["state"],
-        spike=json.loads(r["spike"]),
-        status=r["status"],
-        attempts=r["attempts"],
-        next_attempt_at=r["next_attempt_at"],
-        last_error=r["last_error"],
-        created_at=r["created_at"],
-        delivered_at=r["delivered_at"],
-    )
+    data = dict(r)
+    data["spike"] = json.loads(data["spike"])
+    for column in ("updated_at",):
+        data.pop(column)
+    return OutboxRow(**data)

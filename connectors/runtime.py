@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from connectors.fetcher import Fetcher
 from connectors.poller import FeedPoller
 from connectors.publisher import KafkaPublisher
 from connectors.state import FeedState
-from streams.settings import Settings
+from streams.settings import FeedConfig, Settings
 
 
-async def build_poller(
-    settings: Settings, bootstrap_servers: str
-) -> tuple[FeedPoller, KafkaPublisher, Callable[[], Awaitable[None]]]:
-    """Return the poller (``await poller.run()``), its publisher and one ``close`` for both."""
+@dataclass
+class ConnectorRuntime:
+    poller: FeedPoller  # await poller.run()
+    publisher: KafkaPublisher
+    state: FeedState
+    fetcher: Fetcher
+
+    def reload_feeds(self, feeds: Iterable[FeedConfig]) -> None:
+        """SIGHUP: the config file's feed list changed; CLI-added feeds stay."""
+        self.state.sync_config(feeds)
+
+    async def close(self) -> None:
+        try:
+            await self.fetcher.aclose()
+            await self.publisher.stop()
+        finally:
+            self.state.close()
+
+
+async def build_poller(settings: Settings, bootstrap_servers: str) -> ConnectorRuntime:
     state = FeedState(settings.database_path)
     state.sync_config(settings.feeds)
     fetcher = Fetcher(settings)
@@ -26,12 +43,4 @@ async def build_poller(
         state.close()
         raise
     poller = FeedPoller(settings, state, publisher, fetcher)
-
-    async def close() -> None:
-        try:
-            await fetcher.aclose()
-            await publisher.stop()
-        finally:
-            state.close()
-
-    return poller, publisher, close
+    return ConnectorRuntime(poller, publisher, state, fetcher)

@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import newsalert
+from streams.classify.taxonomy import TaxonomyError
 from streams.settings import ConfigError, Settings, load_settings
 
 
@@ -151,9 +152,10 @@ def main(argv: list[str] | None = None) -> int:
                 settings,
                 streams=args.command in ("run", "streams"),
                 connectors=args.command in ("run", "connectors"),
+                reload=lambda: _settings(args),
             )
         )
-    except ConfigError as exc:
+    except (ConfigError, TaxonomyError) as exc:
         print(f"newsalert: {exc}", file=sys.stderr)
         return 2
     except BrokerError as exc:

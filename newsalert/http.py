@@ -1,8 +1,10 @@
-"""The service's own HTTP endpoint: ``/metrics`` for Prometheus and ``/healthz``."""
+"""The service's own HTTP endpoint: ``/metrics`` for Prometheus, ``/healthz``, and the
+subscriber links (unsubscribe, mute) that alerts registers."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -16,11 +18,22 @@ class ServiceHttp:
         self.port = port
         self.ready = False
         self._runner: web.AppRunner | None = None
+        self._extra: list[Callable[[web.Application], None]] = []
+
+    def add_routes(self, register: Callable[[web.Application], None]) -> None:
+        """Routes of other parts (e.g. alert links); call before :meth:`start`."""
+        self._extra.append(register)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._health)
+        for register in self._extra:
+            register(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

@@ -123,7 +123,9 @@ class WebhookReceiver(_AiohttpServer):
     def __init__(self, secret: str, status: int = 200) -> None:
         super().__init__()
         self.secret = secret
-        self.status = status
+        self.status = status  # what to answer: 200, 500, 410, 429, ...
+        self.retry_after: str | None = None  # a Retry-After header to send with it
+        self.delay_seconds = 0.0  # answer slowly
         self.received: list[ReceivedWebhook] = []
         self.arrived = asyncio.Event()
 
@@ -144,7 +146,10 @@ class WebhookReceiver(_AiohttpServer):
         )
         self.received.append(ReceivedWebhook(headers=headers, body=body, verified=verified))
         self.arrived.set()
-        return web.Response(status=self.status if verified else 401)
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        extra = {"Retry-After": self.retry_after} if self.retry_after else {}
+        return web.Response(status=self.status if verified else 401, headers=extra)
 
 
 class SmtpSink:
@@ -152,6 +157,8 @@ class SmtpSink:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.reply = "250 Message accepted for delivery"  # or e.g. "451 ..." / "550 ..."
+        self.refused = 0
         self.arrived = asyncio.Event()
         self.port = 0
         self._controller: Any = None
@@ -173,6 +180,9 @@ class SmtpSink:
             self._controller = None
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if not self.reply.startswith("250"):
+            self.refused += 1
+            return self.reply
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         self.messages.append(message)

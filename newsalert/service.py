@@ -22,12 +22,24 @@ log = logging.getLogger("newsalert")
 NOISY_LOGGERS = ("faust", "mode", "aiokafka", "aiohttp.access", "kafka", "httpx", "httpcore")
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is now (test runners swap it), not at creation."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def setup_logging(level: str) -> None:
     """Logs at the level the user chose; library chatter only at WARNING unless DEBUG."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
@@ -51,6 +63,7 @@ class Service:
     app: Any = None
     dispatcher: Any = None
     poller: Any = None
+    connectors: Any = None
     publisher: Any = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
@@ -73,6 +86,8 @@ class Service:
             )
 
         self.http = ServiceHttp(settings.metrics_host, settings.metrics_port)
+        if streams:
+            self._add_subscriber_pages()
         await self.http.start()
         self.closers.append(self.http.stop)
         say(f"metrics on http://{settings.metrics_host}:{self.http.port}/metrics")
@@ -84,11 +99,23 @@ class Service:
         self.http.ready = True
         say("running; Ctrl-C to stop")
 
+    def _add_subscriber_pages(self) -> None:
+        from alerts.links import Links
+        from alerts.store import DeliveryStore
+        from alerts.web import SubscriberPages
+
+        assert self.http is not None
+        store = DeliveryStore(self.settings.database_path)
+        self.closers.append(store.close)
+        pages = SubscriberPages(store, Links("", store.link_key()))
+        self.http.add_routes(pages.routes)
+
     async def _start_streams(self) -> None:
         from alerts.runtime import build_dispatcher
         from streams.app import create_app
 
-        self.dispatcher = build_dispatcher(self.settings)
+        assert self.http is not None
+        self.dispatcher = build_dispatcher(self.settings, public_url=self.http.url)
         self.closers.append(self.dispatcher.close)
         self.app = create_app(
             self.settings, self.broker_url, self.dispatcher, persist_state=self.embedded is not None
@@ -101,10 +128,11 @@ class Service:
     async def _start_connectors(self) -> None:
         from connectors.runtime import build_poller
 
-        self.poller, self.publisher, close = await build_poller(
+        self.connectors = await build_poller(
             self.settings, self.broker_url.removeprefix("kafka://")
         )
-        self.closers.append(close)
+        self.closers.append(self.connectors.close)
+        self.poller, self.publisher = self.connectors.poller, self.connectors.publisher
         self.tasks.append(asyncio.create_task(self.poller.run(), name="feed-poller"))
 
     async def stop(self) -> None:
@@ -123,19 +151,41 @@ class Service:
             except Exception:
                 log.exception("error while stopping %r", closer)
 
+    def reload(self, load: Callable[[], Settings]) -> None:
+        """SIGHUP: re-read the config; apply subscriptions without a restart. Other settings
+        need a restart (said in the log). A broken config is refused and the old one kept."""
+        from streams.settings import ConfigError
+
+        try:
+            settings = load()
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return
+        if self.dispatcher is not None:
+            self.dispatcher.store.sync_config(settings.subscriptions)
+        if self.connectors is not None:
+            self.connectors.reload_feeds(settings.feeds)
+        self.settings = settings
+        say(f"configuration reloaded: {len(settings.subscriptions)} subscriptions from the file")
+
     def failed_task(self) -> asyncio.Task[Any] | None:
         return next((t for t in self.tasks if t.done()), None)
 
 
 async def run_until_stopped(
-    settings: Settings, streams: bool = True, connectors: bool = True
+    settings: Settings,
+    streams: bool = True,
+    connectors: bool = True,
+    reload: Callable[[], Settings] | None = None,
 ) -> int:
-    """Run until SIGINT/SIGTERM; return the process exit code."""
+    """Run until SIGINT/SIGTERM, reloading the config on SIGHUP; return the exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     service = Service(settings)
+    if reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, service.reload, reload)
     try:
         await service.start(streams=streams, connectors=connectors)
         while not stop.is_set():

@@ -51,6 +51,8 @@ class FeedConfig(_Frozen):
 class WebhookConfig(_Frozen):
     url: str
     secret: SecretStr | None = None
+    # Older secrets still signed with during a key rotation (one signature per secret).
+    previous_secrets: tuple[SecretStr, ...] = ()
 
     @field_validator("url")
     @classmethod
@@ -62,16 +64,69 @@ class WebhookConfig(_Frozen):
     @field_validator("secret")
     @classmethod
     def _whsec(cls, secret: SecretStr | None) -> SecretStr | None:
-        if secret is not None and not secret.get_secret_value().startswith("whsec_"):
-            raise ValueError("webhook secret must start with 'whsec_' (base64 key)")
+        if secret is not None:
+            _check_whsec(secret)
         return secret
+
+    @field_validator("previous_secrets")
+    @classmethod
+    def _whsecs(cls, secrets: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for secret in secrets:
+            _check_whsec(secret)
+        return secrets
+
+    def secrets(self) -> list[str]:
+        """Active signing secrets, newest first."""
+        found = [self.secret] if self.secret else []
+        return [s.get_secret_value() for s in [*found, *self.previous_secrets]]
+
+
+def _check_whsec(secret: SecretStr) -> None:
+    import base64
+    import binascii
+
+    value = secret.get_secret_value()
+    if not value.startswith("whsec_"):
+        raise ValueError("webhook secret must start with 'whsec_' (base64 key)")
+    try:
+        base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        raise ValueError("webhook secret must be 'whsec_' followed by base64") from None
+
+
+def _clock_time(value: str) -> str:
+    hours, _, minutes = value.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+        raise ValueError(f"not a time of day HH:MM: {value!r}")
+    return f"{int(hours):02d}:{int(minutes):02d}"
+
+
+class QuietHours(_Frozen):
+    """Instant alerts falling in [start, end) local time wait until ``end``."""
+
+    start: str
+    end: str
+
+    @field_validator("start", "end")
+    @classmethod
+    def _times(cls, value: str) -> str:
+        return _clock_time(value)
 
 
 class SubscriptionConfig(_Frozen):
-    name: str = Field(min_length=1)
-    topics: tuple[str, ...] = Field(min_length=1)
+    """A subscriber: who, by which channels, about what, how often (README, "Subscriptions")."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[\w.@+-]+$")
+    topics: tuple[str, ...] = ()
+    entities: tuple[str, ...] = ()
     webhook: WebhookConfig | None = None
     email: str | None = None
+    keywords: str | None = None  # query language of the taxonomy, matched on story titles
+    min_severity: Literal["low", "medium", "high"] = "low"
+    mode: Literal["instant", "hourly", "daily"] = "instant"
+    digest_time: str = "08:00"  # for mode: daily, in ``timezone``
+    timezone: str = "UTC"
+    quiet_hours: QuietHours | None = None
     active: bool = True
     # Which spike states are announced: escalated/resolved updates only if asked for.
     notify_on: tuple[Literal["started", "escalated", "resolved"], ...] = ("started",)
@@ -83,11 +138,49 @@ class SubscriptionConfig(_Frozen):
             raise ValueError(f"not a single e-mail address: {email!r}")
         return email
 
+    @field_validator("digest_time")
+    @classmethod
+    def _digest_time(cls, value: str) -> str:
+        return _clock_time(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
+        return value
+
+    @field_validator("keywords")
+    @classmethod
+    def _keywords(cls, query: str | None) -> str | None:
+        if query is None:
+            return None
+        from streams.classify.query import QuerySyntaxError, parse_query
+
+        def no_aliases(alias: str, position: int) -> list[Any]:
+            raise QuerySyntaxError(position, f"aliases (@{alias}) are not available here")
+
+        try:
+            parse_query(query, no_aliases)
+        except QuerySyntaxError as exc:
+            raise ValueError(f"keyword query, position {exc.position}: {exc.reason}") from None
+        return query
+
     @model_validator(mode="after")
-    def _has_channel(self) -> SubscriptionConfig:
+    def _has_channel_and_subject(self) -> SubscriptionConfig:
         if self.webhook is None and self.email is None:
             raise ValueError("a subscription needs at least one channel: webhook or email")
+        if not self.topics and not self.entities:
+            raise ValueError("a subscription needs at least one topic or entity")
         return self
+
+    def keys(self) -> tuple[str, ...]:
+        """The detector keys this subscriber follows: topics and ``entity:NAME``."""
+        return self.topics + tuple(f"entity:{e}" for e in self.entities)
 
 
 class SmtpConfig(_Frozen):
@@ -192,7 +285,17 @@ class Settings(BaseSettings):
 
     delivery_timeout_seconds: float = Field(default=10.0, gt=0)
     delivery_retry_schedule_seconds: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000)
-    public_url: str = "http://127.0.0.1:9464"
+    delivery_concurrency_per_endpoint: int = Field(default=4, ge=1)
+    # Alertmanager-like grouping per subscriber and topic (README, "Routing").
+    alert_group_wait_seconds: float = Field(default=5.0, ge=0)
+    alert_group_interval_seconds: float = Field(default=300.0, ge=0)
+    alert_repeat_interval_seconds: float = Field(default=4 * 3600.0, ge=0)
+    # An endpoint failing without a success for this long is disabled (subscriber e-mailed).
+    endpoint_disable_after_seconds: float = Field(default=5 * 86400.0, gt=0)
+    email_suppress_after_hard_failures: int = Field(default=3, ge=1)
+    # Where subscribers reach the service's unsubscribe and mute links (behind a proxy, its
+    # public address); default: the metrics endpoint's own address.
+    public_url: str | None = None
 
     @field_validator("broker")
     @classmethod

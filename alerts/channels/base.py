@@ -1,13 +1,24 @@
-"""The contract of a delivery channel: ``send(notification) -> DeliveryResult``."""
+"""The contract of a delivery channel: ``send(outgoing) -> DeliveryResult``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from alerts.routing import Notification
 
 Outcome = Literal["delivered", "retry", "failed", "disabled"]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message ready to go: the notification, its versioned payload, and what the
+    channel needs besides (signing secrets for webhooks, the unsubscribe link for e-mail)."""
+
+    notification: Notification
+    payload: dict[str, Any]
+    secrets: tuple[str, ...] = ()
+    unsubscribe_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -24,6 +35,6 @@ class DeliveryResult:
 class Channel(Protocol):
     name: str
 
-    async def send(self, notification: Notification, *, test: bool = False) -> DeliveryResult: ...
+    async def send(self, outgoing: Outgoing) -> DeliveryResult: ...
 
     async def aclose(self) -> None: ...

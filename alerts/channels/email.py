@@ -10,23 +10,24 @@ from email.utils import make_msgid
 
 import aiosmtplib
 
-from alerts.channels.base import DeliveryResult
-from alerts.payload import email_content, webhook_payload
-from alerts.routing import Notification
+from alerts.channels.base import DeliveryResult, Outgoing
+from alerts.payload import email_content
 from streams.settings import SmtpConfig
 
 
-def build_message(notification: Notification, sender: str, *, test: bool = False) -> EmailMessage:
-    payload = webhook_payload(
-        notification.message_id, notification.subscriber, notification.spike, test=test
-    )
-    subject, plain, html = email_content(payload)
+def build_message(outgoing: Outgoing, sender: str) -> EmailMessage:
+    notification = outgoing.notification
+    subject, plain, html = email_content(outgoing.payload)
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = sender
     message["To"] = notification.target
     message["Message-ID"] = make_msgid(idstring=notification.message_id.removeprefix("msg_"))
     message["X-Newsalert-Message-Id"] = notification.message_id
+    if outgoing.unsubscribe_url:
+        # RFC 8058 one-click unsubscribe: mail clients POST to the link.
+        message["List-Unsubscribe"] = f"<{outgoing.unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(plain)
     message.add_alternative(html, subtype="html")
     return message
@@ -41,8 +42,8 @@ class EmailChannel:
     async def aclose(self) -> None:
         return None
 
-    async def send(self, notification: Notification, *, test: bool = False) -> DeliveryResult:
-        message = build_message(notification, self.smtp.sender, test=test)
+    async def send(self, outgoing: Outgoing) -> DeliveryResult:
+        message = build_message(outgoing, self.smtp.sender)
         smtp = self.smtp
         try:
             await aiosmtplib.send(

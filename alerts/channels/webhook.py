@@ -11,9 +11,8 @@ import time
 
 import httpx
 
-from alerts.channels.base import DeliveryResult
-from alerts.payload import webhook_body, webhook_payload
-from alerts.routing import Notification
+from alerts.channels.base import DeliveryResult, Outgoing
+from alerts.payload import webhook_body
 from alerts.signing import InvalidSecret, signature_header
 from connectors import ssrf
 from connectors.fetcher import GuardedTransport, parse_retry_after
@@ -24,14 +23,8 @@ class WebhookChannel:
     name = "webhook"
 
     def __init__(
-        self,
-        settings: Settings,
-        secrets: dict[str, list[str]],
-        *,
-        resolver: ssrf.Resolver = ssrf.system_resolver,
+        self, settings: Settings, *, resolver: ssrf.Resolver = ssrf.system_resolver
     ) -> None:
-        """``secrets`` maps subscriber name to its active webhook secrets (newest first)."""
-        self.secrets = secrets
         self.policy = ssrf.NetworkPolicy.from_setting(settings.allow_private_networks)
         self._resolver = resolver
         self._client = httpx.AsyncClient(
@@ -45,12 +38,9 @@ class WebhookChannel:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def send(self, notification: Notification, *, test: bool = False) -> DeliveryResult:
-        secrets = self.secrets.get(notification.subscriber) or []
-        payload = webhook_payload(
-            notification.message_id, notification.subscriber, notification.spike, test=test
-        )
-        body = webhook_body(payload)
+    async def send(self, outgoing: Outgoing) -> DeliveryResult:
+        notification, secrets = outgoing.notification, list(outgoing.secrets)
+        body = webhook_body(outgoing.payload)
         timestamp = int(time.time())
         headers = {"webhook-id": notification.message_id, "webhook-timestamp": str(timestamp)}
         if secrets:

@@ -103,11 +103,11 @@ def register(
                 if not detector.knows(hit.key) and table.get(hit.key) is not None:
                     detector.restore_key(hit.key, table[hit.key])  # recovered from changelog
                 counted = hits.Hit(hit.key, list(hit.terms), hits.story_ref(hit))
-                events, late = hits.observe(detector, counted)
-                for event in events:
-                    metrics.SPIKES.labels(event.topic, event.state).inc()
+                spikes, late = hits.observe(detector, counted)
+                for spike in spikes:
+                    metrics.SPIKES.labels(spike.topic, spike.state).inc()
                     await spikes_topic.send(
-                        key=event.topic, value=Spike(detected_at=time.time(), **asdict(event))
+                        key=spike.topic, value=Spike(detected_at=time.time(), **asdict(spike))
                     )
                 if late:
                     metrics.ARTICLES_LATE.inc()

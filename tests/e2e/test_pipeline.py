@@ -52,6 +52,7 @@ class RunningService:
         return values
 
     async def stop(self) -> int:
+        print("\n".join(self.lines))  # shown by pytest when the test fails
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(self.process.wait(), timeout=30)

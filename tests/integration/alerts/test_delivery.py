@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import dataclasses
 
 import pytest
 
 from alerts.runtime import build_dispatcher
 from newsalert.localservers import SmtpSink, WebhookReceiver
 from streams.settings import load_settings
+from tests.conftest import eventually
 
 SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seQ=="
 
@@ -63,6 +66,7 @@ async def smtp():
 
 
 def settings_for(tmp_path, receiver, smtp, allow="127.0.0.0/8", **extra):
+    extra.setdefault("alert_group_wait_seconds", 0)
     return load_settings(
         None,
         data_dir=tmp_path,
@@ -150,15 +154,24 @@ async def test_exhausted_schedule_goes_to_dead_letters_and_can_be_replayed(
 
 async def test_410_gone_stops_delivery_at_once(tmp_path, receiver, smtp):
     receiver.status = 410
-    dispatcher = dispatcher_for(settings_for(tmp_path, receiver, smtp), Clock())
+    clock = Clock()
+    dispatcher = dispatcher_for(settings_for(tmp_path, receiver, smtp), clock)
     try:
         await dispatcher.accept(copy.deepcopy(SPIKE))
         await dispatcher.deliver_due()
         (row,) = [r for r in dispatcher.store.messages() if r.channel == "webhook"]
         assert row.status == "dead" and "410" in row.last_error
+        # The endpoint is disabled: the next spike goes by e-mail only, and the subscriber's
+        # e-mail was told about the webhook (a notice).
+        assert dispatcher.store.endpoint_disabled("desk", "webhook", receiver.url("/hook"))
+        await dispatcher.accept(dict(copy.deepcopy(SPIKE), spike_id="next", top_stories=[]))
+        clock.now += 4 * 3600 + 1  # past the repeat interval for a new spike of the topic
+        await dispatcher.deliver_due()
     finally:
         await dispatcher.close()
     assert len(receiver.received) == 1
+    subjects = sorted(m["Subject"] for m in smtp.messages)
+    assert len(subjects) == 3 and any("webhook endpoint was disabled" in s for s in subjects)
 
 
 async def test_webhook_to_a_private_address_is_refused_without_allow_list(tmp_path, receiver, smtp):
@@ -184,3 +197,136 @@ async def test_accepted_notifications_survive_a_restart(tmp_path, receiver, smtp
     finally:
         await second.close()
     assert len(receiver.received) == 1 and len(smtp.messages) == 1
+
+
+async def test_429_retry_after_is_honoured(tmp_path, receiver, smtp):
+    receiver.status, receiver.retry_after = 429, "120"
+    clock = Clock()
+    dispatcher = dispatcher_for(settings_for(tmp_path, receiver, smtp), clock)
+    try:
+        await dispatcher.accept(copy.deepcopy(SPIKE))
+        await dispatcher.deliver_due()
+        (row,) = [r for r in dispatcher.store.messages() if r.channel == "webhook"]
+        assert row.status == "pending" and row.next_attempt_at >= clock.now + 120
+    finally:
+        await dispatcher.close()
+
+
+async def test_slow_endpoint_does_not_hold_up_the_email(tmp_path, receiver, smtp):
+    receiver.delay_seconds = 3.0
+    settings = settings_for(tmp_path, receiver, smtp, delivery_timeout_seconds=0.5)
+    dispatcher = build_dispatcher(settings)
+    dispatcher.policy = dataclasses.replace(dispatcher.policy, attempt_timeout_seconds=0.5)
+    runner = asyncio.create_task(dispatcher.run())
+    try:
+        await dispatcher.accept(copy.deepcopy(SPIKE))
+        await eventually(lambda: smtp.messages, 5, "the e-mail while the webhook hangs")
+        await eventually(
+            lambda: any(r.attempts for r in dispatcher.store.messages() if r.channel == "webhook"),
+            5,
+            "the webhook attempt to time out",
+        )
+        (row,) = [r for r in dispatcher.store.messages() if r.channel == "webhook"]
+        assert row.status == "pending" and "within 0.5 s" in row.last_error
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await dispatcher.close()
+
+
+async def test_smtp_4xx_is_retried_and_5xx_suppresses_the_address(tmp_path, receiver, smtp):
+    clock = Clock()
+    settings = settings_for(tmp_path, receiver, smtp, email_suppress_after_hard_failures=2)
+    dispatcher = dispatcher_for(settings, clock)
+    try:
+        smtp.reply = "451 4.3.0 try again later"
+        await dispatcher.accept(copy.deepcopy(SPIKE))
+        await dispatcher.deliver_due()
+        (mail,) = [r for r in dispatcher.store.messages() if r.channel == "email"]
+        assert mail.status == "pending" and "451" in mail.last_error
+        smtp.reply = "550 5.1.1 no such user"
+        clock.now += 10
+        await dispatcher.deliver_due()
+        assert dispatcher.store.get(mail.message_id).status == "failed" or (
+            dispatcher.store.get(mail.message_id).status == "dead"
+        )
+        second = dict(copy.deepcopy(SPIKE), spike_id="second")
+        second["top_stories"] = [dict(SPIKE["top_stories"][0], story_id="s2")]
+        await dispatcher.accept(second)
+        await dispatcher.deliver_due()
+        reason = dispatcher.store.endpoint_disabled("desk", "email", "risk@example.org")
+        assert reason and "suppressed after 2 hard failures" in reason
+        third = dict(copy.deepcopy(SPIKE), spike_id="third")
+        third["top_stories"] = [dict(SPIKE["top_stories"][0], story_id="s3")]
+        await dispatcher.accept(third)
+        assert [r.channel for r in dispatcher.store.messages() if r.spike_id == "third"] == [
+            "webhook"
+        ]
+    finally:
+        await dispatcher.close()
+    assert smtp.refused == 3 and smtp.messages == []
+
+
+async def test_restart_mid_retry_resends_with_the_same_id(tmp_path, receiver, smtp):
+    receiver.status = 500
+    clock = Clock()
+    settings = settings_for(tmp_path, receiver, smtp)
+    first = dispatcher_for(settings, clock)
+    await first.accept(copy.deepcopy(SPIKE))
+    await first.deliver_due()
+    await first.close()  # "killed" while the webhook waits for its retry
+    receiver.status = 200
+    clock.now += 10
+    second = dispatcher_for(settings, clock)
+    try:
+        assert await second.deliver_due() == 1
+        await second.accept(copy.deepcopy(SPIKE))  # the spike re-read after the restart
+        assert await second.deliver_due() == 0
+    finally:
+        await second.close()
+    ids = [h.headers["webhook-id"] for h in receiver.received]
+    assert len(ids) == 2 and len(set(ids)) == 1 and receiver.received[-1].verified
+
+
+async def test_digest_collects_spikes_into_one_message(tmp_path, receiver, smtp):
+    clock = Clock()
+    settings = load_settings(
+        None,
+        data_dir=tmp_path,
+        allow_private_networks="127.0.0.0/8",
+        subscriptions=[
+            {
+                "name": "daily",
+                "topics": ["5g-security", "sanctions"],
+                "email": "d@example.org",
+                "mode": "hourly",
+            }
+        ],
+        smtp={"host": "127.0.0.1", "port": smtp.port},
+    )
+    dispatcher = dispatcher_for(settings, clock)
+    try:
+        await dispatcher.accept(copy.deepcopy(SPIKE))
+        other = dict(copy.deepcopy(SPIKE), topic="sanctions", spike_id="sanctions:1")
+        other["top_stories"] = [dict(SPIKE["top_stories"][0], story_id="s7")]
+        await dispatcher.accept(other)
+        assert await dispatcher.deliver_due() == 0  # held until the hour
+        clock.now += 3600
+        assert await dispatcher.deliver_due() == 1
+    finally:
+        await dispatcher.close()
+    (message,) = smtp.messages
+    assert "digest: 2 spikes" in message["Subject"]
+
+
+async def test_silence_mutes_a_topic_until_it_expires(tmp_path, receiver, smtp):
+    clock = Clock()
+    dispatcher = dispatcher_for(settings_for(tmp_path, receiver, smtp), clock)
+    try:
+        dispatcher.store.add_silence("desk", "5g-security", clock.now + 3600, now=clock.now)
+        assert await dispatcher.accept(copy.deepcopy(SPIKE)) == 0
+        clock.now += 3601
+        later = dict(copy.deepcopy(SPIKE), spike_id="later")
+        assert await dispatcher.accept(later) == 2
+    finally:
+        await dispatcher.close()

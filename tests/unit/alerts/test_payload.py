@@ -8,15 +8,28 @@ from pathlib import Path
 import jsonschema
 
 import alerts
+from alerts.channels.base import Outgoing
 from alerts.channels.email import build_message
+from alerts.links import Links
 from alerts.payload import webhook_payload
 from alerts.routing import Notification
+
+LINKS = Links("http://alerts.example:9464", b"k" * 32)
+
+
+def outgoing(spike, test=False, kind="spike"):
+    note = Notification("msg_1", "desk", "email", "risk@example.org", spike, kind=kind)
+    payload = webhook_payload("msg_1", "desk", spike, test=test, kind=kind, links=LINKS)
+    return Outgoing(
+        note, payload, unsubscribe_url=LINKS.unsubscribe_url("desk", "risk@example.org")
+    )
+
 
 SCHEMA = json.loads((Path(alerts.__file__).parent / "webhook-payload.schema.json").read_text())
 
 
 def test_payload_validates_against_the_published_schema(spike):
-    payload = webhook_payload("msg_abc123", "desk", spike)
+    payload = webhook_payload("msg_abc123", "desk", spike, links=LINKS)
     jsonschema.validate(payload, SCHEMA, format_checker=jsonschema.FormatChecker())
     assert payload["version"] == 1 and payload["type"] == "spike.started"
     assert [p["count"] for p in payload["recent_counts"]] == [0, 1, 2, 3]
@@ -29,8 +42,7 @@ def test_only_http_links_are_passed_on(spike):
 
 def test_email_has_text_and_html_and_no_header_injection_from_titles(spike):
     spike["topic"] = "5g-security\r\nBcc: victim@example.org"
-    note = Notification("msg_1", "desk", "email", "risk@example.org", spike)
-    message = build_message(note, "newsalert@example.org")
+    message = build_message(outgoing(spike), "newsalert@example.org")
     reparsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
     assert reparsed["Bcc"] is None and reparsed["To"] == "risk@example.org"
     assert "\n" not in reparsed["Subject"]
@@ -43,7 +55,24 @@ def test_email_has_text_and_html_and_no_header_injection_from_titles(spike):
 
 
 def test_test_notifications_are_clearly_marked(spike):
-    note = Notification("msg_1", "desk", "email", "risk@example.org", spike)
-    message = build_message(note, "newsalert@example.org", test=True)
+    message = build_message(outgoing(spike, test=True), "newsalert@example.org")
     assert message["Subject"].startswith("[TEST]")
     assert "TEST NOTIFICATION" in message.get_body(preferencelist=("plain",)).get_content()
+
+
+def test_email_carries_one_click_unsubscribe_and_a_mute_link(spike):
+    message = build_message(outgoing(spike), "newsalert@example.org")
+    assert message["List-Unsubscribe"].startswith("<http://alerts.example:9464/unsubscribe?")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "/mute?" in message.get_body(preferencelist=("plain",)).get_content()
+
+
+def test_digest_payload_validates_and_lists_every_spike(spike):
+    digest = {"period": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z"}}
+    digest["items"] = [spike, dict(spike, topic="sanctions")]
+    payload = webhook_payload("msg_d1", "desk", digest, kind="digest")
+    jsonschema.validate(payload, SCHEMA, format_checker=jsonschema.FormatChecker())
+    message = build_message(outgoing(digest, kind="digest"), "newsalert@example.org")
+    assert "2 spikes" in message["Subject"]
+    plain = message.get_body(preferencelist=("plain",)).get_content()
+    assert "Topic 5g-security" in plain and "Topic sanctions" in plain

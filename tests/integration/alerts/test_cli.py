@@ -1,0 +1,228 @@
+"""The subscribers, deliveries and silences commands against a real database and real local
+webhook and SMTP servers, as a user runs them (`newsalert.cli.main`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import yaml
+
+from alerts.store import DeliveryStore
+from newsalert.cli import main
+from newsalert.localservers import SmtpSink, WebhookReceiver
+
+SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seQ=="
+
+
+@pytest.fixture
+async def servers():
+    receiver, smtp = WebhookReceiver(SECRET), SmtpSink()
+    await receiver.start()
+    await smtp.start()
+    yield receiver, smtp
+    await receiver.stop()
+    await smtp.stop()
+
+
+def config_file(tmp_path, smtp_port, subscriptions=()):
+    path = tmp_path / "newsalert.yaml"
+    config = {
+        "data_dir": str(tmp_path / "data"),
+        "allow_private_networks": "127.0.0.0/8",
+        "smtp": {"host": "127.0.0.1", "port": smtp_port},
+        "subscriptions": list(subscriptions),
+    }
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+async def cli(*argv: str) -> int:
+    # The commands run their own event loop, as from a shell.
+    return await asyncio.to_thread(main, list(argv))
+
+
+async def test_add_list_test_remove_a_subscriber(tmp_path, servers, capsys):
+    receiver, smtp = servers
+    config = config_file(tmp_path, smtp.port)
+    assert (
+        await cli(
+            "subscribers",
+            "add",
+            "desk",
+            "--topic",
+            "5g-security",
+            "--topic",
+            "vendor-bans",
+            "--webhook",
+            receiver.url("/hook"),
+            "--secret",
+            SECRET,
+            "--email",
+            "d@example.org",
+            "--config",
+            config,
+        )
+        == 0
+    )
+    assert await cli("subscribers", "list", "--json", "--config", config) == 0
+    listed = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
+    ]
+    assert listed[0]["name"] == "desk" and listed[0]["topics"] == ["5g-security", "vendor-bans"]
+    assert {c["channel"] for c in listed[0]["channels"]} == {"webhook", "email"}
+
+    assert await cli("subscribers", "test", "desk", "--config", config) == 0
+    out = capsys.readouterr().out
+    assert out.count(": OK") == 2
+    (hook,) = receiver.received
+    assert hook.verified and hook.payload["test"] is True
+    (mail,) = smtp.messages
+    assert mail["Subject"].startswith("[TEST]")
+
+    receiver.status = 500
+    assert await cli("subscribers", "test", "desk", "--config", config) == 1
+    assert "FAILED (HTTP 500)" in capsys.readouterr().out
+
+    assert await cli("subscribers", "remove", "desk", "--config", config) == 0
+    assert await cli("subscribers", "remove", "desk", "--config", config) == 2
+    assert "no subscriber named 'desk'" in capsys.readouterr().err
+
+
+async def test_a_generated_secret_is_printed_once_and_signs(tmp_path, servers, capsys):
+    receiver, smtp = servers
+    config = config_file(tmp_path, smtp.port)
+    args = ["subscribers", "add", "hook-only", "--topic", "sanctions"]
+    assert await cli(*args, "--webhook", receiver.url("/h"), "--config", config) == 0
+    secret = capsys.readouterr().out.split("): ")[1].strip()
+    assert secret.startswith("whsec_")
+    receiver.secret = secret
+    assert await cli("subscribers", "test", "hook-only", "--config", config) == 0
+    assert receiver.received[0].verified
+
+
+async def test_invalid_input_is_refused_with_the_reason(tmp_path, servers, capsys):
+    _, smtp = servers
+    config = config_file(tmp_path, smtp.port)
+    assert await cli("subscribers", "add", "x", "--topic", "t", "--config", config) == 2
+    assert "needs at least one channel" in capsys.readouterr().err
+    assert (
+        await cli(
+            "subscribers",
+            "add",
+            "x",
+            "--email",
+            "a@b.org",
+            "--timezone",
+            "Mars/Base",
+            "--topic",
+            "t",
+            "--config",
+            config,
+        )
+        == 2
+    )
+    assert "unknown time zone" in capsys.readouterr().err
+    assert (
+        await cli(
+            "subscribers",
+            "add",
+            "x",
+            "--email",
+            "a@b.org",
+            "--topic",
+            "t",
+            "--keywords",
+            "(huawei AND",
+            "--config",
+            config,
+        )
+        == 2
+    )
+    assert "keyword query" in capsys.readouterr().err
+
+
+async def test_config_subscribers_are_listed_but_changed_only_in_the_file(
+    tmp_path, servers, capsys
+):
+    _, smtp = servers
+    sub = {"name": "from-file", "topics": ["sanctions"], "email": "f@example.org"}
+    config = config_file(tmp_path, smtp.port, [sub])
+    assert await cli("subscribers", "list", "--config", config) == 0
+    assert "from-file [config]" in capsys.readouterr().out
+    assert await cli("subscribers", "remove", "from-file", "--config", config) == 2
+    assert "config file" in capsys.readouterr().err
+
+
+async def test_silences_add_list_remove(tmp_path, servers, capsys):
+    _, smtp = servers
+    sub = {"name": "desk", "topics": ["sanctions"], "email": "f@example.org"}
+    config = config_file(tmp_path, smtp.port, [sub])
+    assert (
+        await cli(
+            "silences", "add", "desk", "--topic", "sanctions", "--for", "2h", "--config", config
+        )
+        == 0
+    )
+    assert await cli("silences", "list", "--config", config) == 0
+    out = capsys.readouterr().out
+    assert "desk sanctions until" in out
+    store = DeliveryStore(tmp_path / "data" / "newsalert.sqlite3")
+    try:
+        (silence,) = store.silences()
+        assert store.silenced("desk", "sanctions", silence.until - 60)
+    finally:
+        store.close()
+    assert (
+        await cli("silences", "add", "desk", "--topic", "x", "--for", "soon", "--config", config)
+        == 2
+    )
+    assert await cli("silences", "remove", str(silence.id), "--config", config) == 0
+    assert await cli("silences", "list", "--config", config) == 0
+    assert "no active silences" in capsys.readouterr().out
+
+
+async def test_deliveries_replay_resends_dead_letters(tmp_path, servers, capsys):
+    receiver, smtp = servers
+    sub = {
+        "name": "desk",
+        "topics": ["5g-security"],
+        "webhook": {"url": receiver.url("/hook"), "secret": SECRET},
+    }
+    config = config_file(tmp_path, smtp.port, [sub])
+    from alerts.runtime import build_dispatcher
+    from streams.settings import load_settings
+
+    settings = load_settings(config, alert_group_wait_seconds=0, delivery_retry_schedule_seconds=())
+    dispatcher = build_dispatcher(settings)
+    spike = {
+        "spike_id": "s1",
+        "topic": "5g-security",
+        "state": "started",
+        "window_start": 0.0,
+        "window_end": 3600.0,
+        "count": 5,
+        "baseline": 0.0,
+        "ratio": 5.0,
+        "score": 5.0,
+        "detected_at": 100.0,
+        "top_stories": [],
+        "top_terms": [],
+        "recent_counts": [],
+    }
+    receiver.status = 503
+    try:
+        await dispatcher.accept(spike)
+        await dispatcher.deliver_due()
+    finally:
+        await dispatcher.close()
+    assert await cli("deliveries", "list", "--status", "dead", "--config", config) == 0
+    assert "HTTP 503" in capsys.readouterr().out
+    receiver.status = 200
+    assert await cli("deliveries", "replay", "--config", config) == 0
+    assert ": delivered" in capsys.readouterr().out
+    assert [h.verified for h in receiver.received] == [True, True]
+    assert len({h.headers["webhook-id"] for h in receiver.received}) == 1
+    assert await cli("deliveries", "replay", "--config", config) == 0
+    assert "no dead letters" in capsys.readouterr().out
