@@ -215,3 +215,37 @@ def _process_listening(port: str) -> bool:
         if "tansu" in cmdline and f"127.0.0.1:{port}" in cmdline:
             return True
     return False
+
+
+async def test_sighup_reloads_subscriptions_and_a_broken_config_is_refused(tmp_path, servers):
+    feeds, receiver, smtp = servers
+    feeds.set_feed("/sport.xml", "Sport Wire", [])
+    feeds.set_feed("/tech.xml", "Telecom Wire", [])
+    config = write_config(tmp_path, feeds, receiver, smtp)
+    data_dir = tmp_path / "data"
+    service = await start_service(config, data_dir)
+    try:
+        data = yaml.safe_load(config.read_text())
+        data["subscriptions"].append(
+            {"name": "trade-desk", "topics": ["sanctions"], "email": "trade@example.org"}
+        )
+        config.write_text(yaml.safe_dump(data))
+        service.process.send_signal(signal.SIGHUP)
+        await eventually(lambda: service.find("configuration reloaded"), 10, "the reload")
+        listed = await asyncio.create_subprocess_exec(
+            str(NEWSALERT),
+            "subscribers",
+            "list",
+            "--data-dir",
+            str(data_dir),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await listed.communicate()
+        assert "trade-desk [config]" in out.decode() and "telecom-risk [config]" in out.decode()
+
+        config.write_text("subscriptions: [{name: broken}]\n")
+        service.process.send_signal(signal.SIGHUP)
+        await eventually(lambda: service.find("reload refused"), 10, "the refusal")
+        assert service.process.returncode is None
+    finally:
+        assert await service.stop() == 0

@@ -330,3 +330,28 @@ async def test_silence_mutes_a_topic_until_it_expires(tmp_path, receiver, smtp):
         assert await dispatcher.accept(later) == 2
     finally:
         await dispatcher.close()
+
+
+async def test_an_endpoint_failing_for_days_is_disabled_and_the_subscriber_told(
+    tmp_path, receiver, smtp
+):
+    receiver.status = 500
+    clock = Clock()
+    settings = settings_for(
+        tmp_path, receiver, smtp, delivery_retry_schedule_seconds=(5, 3 * 86400, 3 * 86400)
+    )
+    dispatcher = dispatcher_for(settings, clock)
+    try:
+        await dispatcher.accept(copy.deepcopy(SPIKE))
+        await dispatcher.deliver_due()  # webhook fails, e-mail delivered
+        clock.now += 3 * 86400 + 1  # failing for three days: still enabled
+        await dispatcher.deliver_due()
+        assert dispatcher.store.endpoint_disabled("desk", "webhook", receiver.url("/hook")) is None
+        clock.now += 4 * 86400  # seven days (past the jittered retry): over the 5-day limit
+        await dispatcher.deliver_due()
+        reason = dispatcher.store.endpoint_disabled("desk", "webhook", receiver.url("/hook"))
+        assert reason and "failing for" in reason
+        await dispatcher.deliver_due()  # the notice to the subscriber's e-mail
+    finally:
+        await dispatcher.close()
+    assert any("webhook endpoint was disabled" in m["Subject"] for m in smtp.messages)
