@@ -155,7 +155,18 @@ class WebhookReceiver(_AiohttpServer):
 class SmtpSink:
     """An aiosmtpd server on 127.0.0.1 that keeps every message it accepts."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        tls: Any = None,
+        implicit_tls: bool = False,
+        credentials: tuple[str, str] | None = None,
+    ) -> None:
+        """``tls``: an ``ssl.SSLContext`` to require STARTTLS with (or, with ``implicit_tls``,
+        to speak TLS from the first byte); ``credentials``: require AUTH with these."""
+        self.tls = tls
+        self.implicit_tls = implicit_tls
+        self.credentials = credentials
         self.messages: list[EmailMessage] = []
         self.reply = "250 Message accepted for delivery"  # or e.g. "451 ..." / "550 ..."
         self.refused = 0
@@ -171,8 +182,29 @@ class SmtpSink:
 
         self._loop = asyncio.get_running_loop()
         self.port = free_port()
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        options: dict[str, Any] = {}
+        if self.tls is not None and self.implicit_tls:
+            options["ssl_context"] = self.tls
+        elif self.tls is not None:
+            options.update(tls_context=self.tls, require_starttls=True)
+        if self.credentials is not None:
+            options.update(
+                authenticator=self._authenticate,
+                auth_required=True,
+                auth_exclude_mechanism=["LOGIN"],
+                auth_require_tls=not self.implicit_tls,  # implicit TLS is TLS from the start
+            )
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **options)
         await asyncio.to_thread(self._controller.start)
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = isinstance(data, LoginPassword) and self.credentials == (
+            data.login.decode(),
+            data.password.decode(),
+        )
+        return AuthResult(success=ok, handled=False)  # aiosmtpd then answers 535 itself
 
     async def stop(self) -> None:
         if self._controller is not None:

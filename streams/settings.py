@@ -191,6 +191,8 @@ class SmtpConfig(_Frozen):
     password: SecretStr | None = None
     sender: str = "newsalert@localhost"
     timeout_seconds: float = Field(default=15.0, gt=0)
+    # Extra CA certificates (PEM) to trust for the server's certificate, e.g. a private CA.
+    ca_file: Path | None = None
 
 
 class SpikeParams(_Frozen):

@@ -55,6 +55,7 @@ class EmailChannel:
                 use_tls=smtp.security == "tls",
                 start_tls=True if smtp.security == "starttls" else False,
                 timeout=smtp.timeout_seconds,
+                cert_bundle=str(smtp.ca_file) if smtp.ca_file else None,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
