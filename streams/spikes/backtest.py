@@ -14,7 +14,7 @@ import json
 import multiprocessing
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,7 +258,7 @@ def chart(key: str, series: list[tuple[float, int, float]], starts, width: int) 
     baselines = [sum(b for _, _, b in col) / len(col) for col in columns]
     top = max(max(counts), max(baselines), 1)
 
-    def spark(values: list[float]) -> str:
+    def spark(values: Sequence[float]) -> str:
         # Anything above zero shows, however small next to the peak.
         levels = [min(8, max(1 if v > 0 else 0, round(v / top * 8))) for v in values]
         return "".join(SPARK[level] for level in levels)

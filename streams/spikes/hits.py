@@ -6,7 +6,7 @@ the detector exactly the same hits: one per topic, one per tracked entity it nam
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,9 @@ def hit_keys(topics: dict[str, Any], entities: dict[str, list[str]]) -> list[tup
 def story_ref(item: Any) -> StoryRef:
     """The story details the detector keeps, from a classified article or a topic hit (a
     mapping or a record with those fields)."""
-    get = item.get if isinstance(item, Mapping) else lambda name: getattr(item, name)
+    get: Callable[[str], Any] = (
+        item.__getitem__ if isinstance(item, Mapping) else lambda name: getattr(item, name)
+    )
     return StoryRef(
         article_id=get("article_id"),
         story_id=get("story_id"),
