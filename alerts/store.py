@@ -305,28 +305,8 @@ class DeliveryStore:
                     "spike_id = ? AND status = ? AND attempts = 0 AND message_id != ?",
                     (n.group_key, n.spike.get("spike_id", ""), status, n.message_id),
                 ).fetchall()
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO outbox (message_id, subscriber, channel, target, topic, "
-                    "state, spike_id, group_key, kind, spike, status, next_attempt_at, "
-                    "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        n.message_id,
-                        n.subscriber,
-                        n.channel,
-                        n.target,
-                        n.spike.get("topic", ""),
-                        n.spike.get("state", ""),
-                        n.spike.get("spike_id", ""),
-                        n.group_key,
-                        n.kind,
-                        json.dumps(n.spike),
-                        status,
-                        min([due_at, *(o[1] for o in older)]),
-                        now,
-                        now,
-                    ),
-                )
-                if cursor.rowcount:
+                due_at = min([due_at, *(o[1] for o in older)])
+                if _insert(db, n, status, due_at, now):
                     added += 1
                     for o in older:
                         db.execute(
@@ -376,30 +356,13 @@ class DeliveryStore:
         """Turn held items into one pending digest notification, atomically."""
         now = time.time() if now is None else now
         with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO outbox (message_id, subscriber, channel, target, topic, "
-                "state, spike_id, group_key, kind, spike, status, next_attempt_at, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, 'digest', 'digest', ?, ?, 'digest', ?, "
-                "'pending', ?, ?, ?)",
-                (
-                    digest.message_id,
-                    digest.subscriber,
-                    digest.channel,
-                    digest.target,
-                    digest.message_id,
-                    digest.group_key,
-                    json.dumps(digest.spike),
-                    now,
-                    now,
-                    now,
-                ),
-            )
+            created = _insert(db, digest, "pending", now, now)
             db.executemany(
                 "UPDATE outbox SET status = 'digested', updated_at = ?, last_error = ? "
                 "WHERE message_id = ? AND status = 'digest'",
                 [(now, f"sent in {digest.message_id}", item.message_id) for item in items],
             )
-        return cursor.rowcount == 1
+        return created
 
     def record_attempt(
         self,
@@ -546,6 +509,34 @@ class DeliveryStore:
 
     def remove_silence(self, silence_id: int) -> bool:
         return self._db.execute("DELETE FROM silences WHERE id = ?", (silence_id,)).rowcount == 1
+
+
+def _insert(
+    db: sqlite3.Connection, n: Notification, status: str, due_at: float, now: float
+) -> bool:
+    """Add one notification to the outbox unless its id is already there."""
+    cursor = db.execute(
+        "INSERT OR IGNORE INTO outbox (message_id, subscriber, channel, target, topic, state, "
+        "spike_id, group_key, kind, spike, status, next_attempt_at, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            n.message_id,
+            n.subscriber,
+            n.channel,
+            n.target,
+            n.spike.get("topic", ""),
+            n.spike.get("state", ""),
+            n.spike.get("spike_id", ""),
+            n.group_key,
+            n.kind,
+            json.dumps(n.spike),
+            status,
+            due_at,
+            now,
+            now,
+        ),
+    )
+    return cursor.rowcount == 1
 
 
 def _dump(config: SubscriptionConfig) -> str:

@@ -30,3 +30,33 @@ async def embedded_broker():
         yield broker
     finally:
         broker.stop()
+
+
+def sample_spike(**changes: object) -> dict:
+    """A spike event as the detector emits it (streams/records.py Spike), for alert tests."""
+    spike = {
+        "spike_id": "5g-security:1700000000",
+        "topic": "5g-security",
+        "state": "started",
+        "window_start": 1_700_000_000.0,
+        "window_end": 1_700_003_600.0,
+        "count": 6,
+        "baseline": 1.0,
+        "ratio": 6.0,
+        "score": 5.0,
+        "detected_at": 1_700_001_000.0,
+        "top_stories": [
+            {
+                "article_id": "a1",
+                "story_id": "s1",
+                "title": "US warns Germany over Huawei in 5G",
+                "url": "https://news.example/a1",
+                "source": "Reuters",
+                "published": 1_700_000_100.0,
+            }
+        ],
+        "top_terms": ["Huawei", "5G"],
+        "recent_counts": [{"start": 1_700_000_000.0, "count": 6}],
+    }
+    spike.update(changes)
+    return spike

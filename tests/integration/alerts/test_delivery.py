@@ -11,34 +11,11 @@ import pytest
 from alerts.runtime import build_dispatcher
 from newsalert.localservers import SmtpSink, WebhookReceiver
 from streams.settings import load_settings
-from tests.conftest import eventually
+from tests.conftest import eventually, sample_spike
 
 SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seQ=="
 
-SPIKE = {
-    "spike_id": "5g-security:1700000000",
-    "topic": "5g-security",
-    "state": "started",
-    "window_start": 1_700_000_000.0,
-    "window_end": 1_700_003_600.0,
-    "count": 6,
-    "baseline": 1.0,
-    "ratio": 6.0,
-    "score": 5.0,
-    "detected_at": 1_700_001_000.0,
-    "top_stories": [
-        {
-            "article_id": "a1",
-            "story_id": "s1",
-            "title": "US warns Germany over Huawei in 5G",
-            "url": "https://news.example/a1",
-            "source": "Reuters",
-            "published": 1_700_000_100.0,
-        }
-    ],
-    "top_terms": ["Huawei", "5G"],
-    "recent_counts": [{"start": 1_700_000_000.0, "count": 6}],
-}
+SPIKE = sample_spike()
 
 
 class Clock:
@@ -84,6 +61,11 @@ def settings_for(tmp_path, receiver, smtp, allow="127.0.0.0/8", **extra):
     )
 
 
+def webhook_row(dispatcher):
+    (row,) = [r for r in dispatcher.store.messages() if r.channel == "webhook"]
+    return row
+
+
 def dispatcher_for(settings, clock):
     dispatcher = build_dispatcher(settings)
     dispatcher.clock = clock
@@ -121,8 +103,7 @@ async def test_failures_are_retried_on_schedule_with_the_same_webhook_id(tmp_pat
         receiver.status = 200
         clock.now += 400
         assert await dispatcher.deliver_due() == 1
-        store = dispatcher.store
-        (row,) = [r for r in store.messages() if r.channel == "webhook"]
+        row = webhook_row(dispatcher)
         assert row.status == "delivered" and row.attempts == 3
     finally:
         await dispatcher.close()
@@ -159,7 +140,7 @@ async def test_410_gone_stops_delivery_at_once(tmp_path, receiver, smtp):
     try:
         await dispatcher.accept(copy.deepcopy(SPIKE))
         await dispatcher.deliver_due()
-        (row,) = [r for r in dispatcher.store.messages() if r.channel == "webhook"]
+        row = webhook_row(dispatcher)
         assert row.status == "dead" and "410" in row.last_error
         # The endpoint is disabled: the next spike goes by e-mail only, and the subscriber's
         # e-mail was told about the webhook (a notice).
@@ -179,7 +160,7 @@ async def test_webhook_to_a_private_address_is_refused_without_allow_list(tmp_pa
     try:
         await dispatcher.accept(copy.deepcopy(SPIKE))
         await dispatcher.deliver_due()
-        (row,) = [r for r in dispatcher.store.messages() if r.channel == "webhook"]
+        row = webhook_row(dispatcher)
         assert row.status == "dead" and "loopback" in row.last_error
     finally:
         await dispatcher.close()
@@ -206,7 +187,7 @@ async def test_429_retry_after_is_honoured(tmp_path, receiver, smtp):
     try:
         await dispatcher.accept(copy.deepcopy(SPIKE))
         await dispatcher.deliver_due()
-        (row,) = [r for r in dispatcher.store.messages() if r.channel == "webhook"]
+        row = webhook_row(dispatcher)
         assert row.status == "pending" and row.next_attempt_at >= clock.now + 120
     finally:
         await dispatcher.close()
@@ -226,7 +207,7 @@ async def test_slow_endpoint_does_not_hold_up_the_email(tmp_path, receiver, smtp
             5,
             "the webhook attempt to time out",
         )
-        (row,) = [r for r in dispatcher.store.messages() if r.channel == "webhook"]
+        row = webhook_row(dispatcher)
         assert row.status == "pending" and "within 0.5 s" in row.last_error
     finally:
         runner.cancel()

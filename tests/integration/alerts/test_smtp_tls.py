@@ -3,7 +3,6 @@ certificate (made by openssl for 127.0.0.1) is trusted through ``smtp.ca_file``.
 
 from __future__ import annotations
 
-import copy
 import shutil
 import ssl
 import subprocess
@@ -13,7 +12,7 @@ import pytest
 from alerts.runtime import build_dispatcher
 from newsalert.localservers import SmtpSink
 from streams.settings import load_settings
-from tests.integration.alerts.test_delivery import SPIKE
+from tests.conftest import sample_spike
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl"),
@@ -63,7 +62,7 @@ async def deliver_email(tmp_path, smtp, **smtp_settings):
     )
     dispatcher = build_dispatcher(settings)
     try:
-        await dispatcher.accept(copy.deepcopy(SPIKE))
+        await dispatcher.accept(sample_spike())
         await dispatcher.deliver_due()
         return dispatcher.store.messages()[0]
     finally:
