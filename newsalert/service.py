@@ -19,7 +19,16 @@ from streams.settings import Settings
 
 log = logging.getLogger("newsalert")
 
-NOISY_LOGGERS = ("faust", "mode", "aiokafka", "aiohttp.access", "kafka", "httpx", "httpcore")
+NOISY_LOGGERS = (
+    "faust",
+    "mode",
+    "aiokafka",
+    "aiohttp.access",
+    "kafka",
+    "httpx",
+    "httpcore",
+    "mail.log",
+)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
