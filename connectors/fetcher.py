@@ -31,6 +31,9 @@ ACCEPT = (
     " application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5"
 )
 INFLATE_STEP_BYTES = 64 * 1024  # about the most bytes one decompression step may produce
+# A 304 or redirect body is read to its end (up to this) so the connection goes back to the
+# pool: httpcore closes a connection whose response was not read to the end.
+DRAIN_MAX_BYTES = 64 * 1024
 
 
 class FetchError(Exception):
@@ -123,6 +126,16 @@ class _Inflater:
             yield out
             if not out and self._brotli.can_accept_more_data():
                 break
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read a small body to its end so keep-alive can reuse the connection; stop past the
+    limit (the connection is then closed, as it would be anyway)."""
+    drained = 0
+    async for chunk in response.aiter_raw():
+        drained += len(chunk)
+        if drained > DRAIN_MAX_BYTES:
+            return
 
 
 class GuardedTransport(httpx.AsyncHTTPTransport):
@@ -266,8 +279,10 @@ class Fetcher:
             location = response.headers.get("Location")
             if not location:
                 raise FetchError("redirect", f"HTTP {status} without a Location header")
+            await _drain(response)
             return location, status
         if status == 304:
+            await _drain(response)
             return HttpResponse(status=304, url=str(target.url)), status
         if status != 200:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))

@@ -134,7 +134,12 @@ def _parse_xml_feed(
     headers = {"content-type": content_type if has_charset else "application/xml"}
     if url:
         headers["content-location"] = url
-    parsed = feedparser.parse(_without_internal_subset(data), response_headers=headers)
+    # Relative URIs inside entry HTML are left alone: bodies become plain text downstream,
+    # entry links are still resolved (by feedparser and the poller), and it saves ~40% of
+    # the parse time (bench/feeds.py). The HTML sanitizer stays on.
+    parsed = feedparser.parse(
+        _without_internal_subset(data), response_headers=headers, resolve_relative_uris=False
+    )
     version = parsed.get("version") or None
     feed = parsed.get("feed", {})
     title = _text(feed.get("title"))
