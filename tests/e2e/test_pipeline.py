@@ -189,12 +189,19 @@ async def test_sigterm_stops_the_embedded_broker_and_restart_does_not_republish(
         return (await service.metrics()).get("newsalert_articles_published_total", 0) >= 7
 
     await _eventually_async(published, 30, "sport entries published")
+
+    async def processed() -> bool:
+        return (await service.metrics()).get("newsalert_articles_processed_total", 0) >= 7
+
+    await _eventually_async(processed, 30, "sport entries processed")
     assert await service.stop() == 0
     assert not _process_listening(broker_port), "tansu must not outlive newsalert"
 
     # The feed changes while newsalert is down: one new entry among the seven it already has.
     feeds.set_feed("/sport.xml", "Sport Wire", sport)
     again = await start_service(config, tmp_path / "data")
+    # The broker's memory is gone, the spike baselines are not (DATA_DIR/spike-state.json).
+    assert again.find("spike baselines restored from"), "\n".join(again.lines)
     try:
         polls = feeds.requests.count("/sport.xml")
         await eventually(lambda: feeds.requests.count("/sport.xml") >= polls + 2, 20, "re-polls")
