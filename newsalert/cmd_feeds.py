@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import sys
 import time
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ from pydantic import ValidationError
 from streams.settings import ConfigError, FeedConfig, Settings
 
 TITLES_SHOWN = 3
+PARSE_TIMEOUT_SECONDS = 20.0
+PARSE_MEMORY_BYTES = 2 * 1024**3  # address space of the parse worker
 
 
 def add_parser(commands: Any) -> None:
@@ -45,6 +48,12 @@ def add_parser(commands: Any) -> None:
         "--json",
         action="store_true",
         help="one JSON object per file: path, format, entries, error",
+    )
+    parse.add_argument(
+        "--timeout",
+        type=float,
+        default=PARSE_TIMEOUT_SECONDS,
+        help=f"give up on a file after this many seconds (default {PARSE_TIMEOUT_SECONDS:g})",
     )
     common_options(parse)
 
@@ -97,7 +106,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     command = args.feeds_command
     if command == "parse":
-        return _parse(args.paths, args.json, settings.max_body_bytes)
+        return _parse(args.paths, args.json, settings.max_body_bytes, args.timeout)
     if command == "backfill":
         return _backfill(args, settings)
     from connectors.state import FeedState
@@ -155,21 +164,88 @@ def parse_report(path: Path, max_bytes: int) -> dict[str, Any]:
     }
 
 
-def _parse(paths: list[Path], as_json: bool, max_bytes: int) -> int:
+class ParseWorker:
+    """Parses files in a child process with an address-space limit, so a file that would hang
+    or exhaust memory costs a clear error for that file and a new worker, not the command."""
+
+    def __init__(self, max_bytes: int, timeout_seconds: float) -> None:
+        self._max_bytes = max_bytes
+        self._timeout = timeout_seconds
+        self._context = multiprocessing.get_context("fork")
+        self._process: Any = None
+        self._conn: Any = None
+
+    def _start(self) -> None:
+        parent, child = self._context.Pipe()
+        self._process = self._context.Process(
+            target=_parse_worker_main, args=(child, self._max_bytes), daemon=True
+        )
+        self._process.start()
+        child.close()
+        self._conn = parent
+
+    def report(self, path: Path) -> dict[str, Any]:
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        self._conn.send(str(path))
+        problem = None
+        if not self._conn.poll(self._timeout):
+            problem = f"gave up after {self._timeout:g} s (the parser did not finish)"
+        else:
+            try:
+                return self._conn.recv()
+            except EOFError:
+                self._process.join(1)
+                problem = f"the parser died (exit code {self._process.exitcode})"
+        self.close()
+        return {"path": str(path), "format": None, "entries": 0, "error": problem}
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.join(5)
+            self._conn.close()
+        self._process = None
+
+
+def _parse_worker_main(conn: Any, max_bytes: int) -> None:
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (PARSE_MEMORY_BYTES, PARSE_MEMORY_BYTES))
+    except (ImportError, ValueError, OSError):
+        pass  # no limit where the platform has none; the time limit still holds
+    while True:
+        try:
+            path = conn.recv()
+        except EOFError:
+            return
+        try:
+            report = parse_report(Path(path), max_bytes)
+        except MemoryError:
+            report = {"path": path, "format": None, "entries": 0, "error": "out of memory"}
+        conn.send(report)
+
+
+def _parse(paths: list[Path], as_json: bool, max_bytes: int, timeout_seconds: float) -> int:
     failures = 0
-    for path in feed_files(paths):
-        report = parse_report(path, max_bytes)
-        titles = report.pop("titles", [])
-        failures += report["error"] is not None
-        if as_json:
-            print(json.dumps(report, ensure_ascii=False), flush=True)
-            continue
-        if report["error"] is not None:
-            print(f"{path}: error: {report['error']}", flush=True)
-            continue
-        print(f"{path}: {report['format']}, {report['entries']} entries", flush=True)
-        for title in titles:
-            print(f"    {_one_line(title) or '(untitled)'}")
+    worker = ParseWorker(max_bytes, timeout_seconds)
+    try:
+        for path in feed_files(paths):
+            report = worker.report(path)
+            titles = report.pop("titles", [])
+            failures += report["error"] is not None
+            if as_json:
+                print(json.dumps(report, ensure_ascii=False), flush=True)
+                continue
+            if report["error"] is not None:
+                print(f"{path}: error: {report['error']}", flush=True)
+                continue
+            print(f"{path}: {report['format']}, {report['entries']} entries", flush=True)
+            for title in titles:
+                print(f"    {_one_line(title) or '(untitled)'}")
+    finally:
+        worker.close()
     return 1 if failures else 0
 
 

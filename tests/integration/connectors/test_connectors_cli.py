@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -189,3 +191,33 @@ def test_parse_prints_format_count_titles_or_the_error(feeds_cli, tmp_path):
         "entries": 2,
         "error": None,
     }
+
+
+def test_parse_gives_up_on_a_file_that_hangs_or_kills_the_parser_and_goes_on(
+    feeds_cli, tmp_path, monkeypatch
+):
+    import connectors.rss
+
+    real_parse_file = connectors.rss.parse_file
+
+    def sabotaged(path, **kwargs):
+        if path.name == "hangs.xml":
+            time.sleep(60)
+        if path.name == "dies.xml":
+            os._exit(9)
+        return real_parse_file(path, **kwargs)
+
+    monkeypatch.setattr(connectors.rss, "parse_file", sabotaged)  # the forked worker sees it
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for name in ("a-dies.xml", "b-hangs.xml", "c-news.xml"):
+        (saved / name.split("-", 1)[1]).write_bytes(RSS)
+    started = time.monotonic()
+    code, out, _ = feeds_cli("parse", "--timeout", "1", str(saved))
+    assert time.monotonic() - started < 20
+    assert code == 1
+    assert out.splitlines()[:3] == [
+        f"{saved / 'dies.xml'}: error: the parser died (exit code 9)",
+        f"{saved / 'hangs.xml'}: error: gave up after 1 s (the parser did not finish)",
+        f"{saved / 'news.xml'}: rss20, 2 entries",
+    ]
