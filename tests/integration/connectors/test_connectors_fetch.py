@@ -392,3 +392,34 @@ async def test_run_polls_due_feeds_and_picks_up_added_ones_until_cancelled(
         with contextlib.suppress(asyncio.CancelledError):
             await running
     assert len(feed_server.requests) == 2, "a feed is not polled again before its interval"
+
+
+async def test_two_running_pollers_on_one_database_fetch_each_feed_once(
+    tmp_path, feed_server, make_fetcher
+):
+    paths = [f"/f{n}" for n in range(30)]
+    for n, path in enumerate(paths):
+        feed_server.routes[path] = reply(200, RSS.replace(b"news.test", f"n{n}.test".encode()))
+    config = settings(tmp_path)
+    setup = FeedState(config.database_path)
+    for path in paths:
+        setup.add_feed(feed_server.url(path), interval_seconds=3600)
+    publishers = [ListPublisher(), ListPublisher()]
+    pollers = [
+        FeedPoller(config, FeedState(config.database_path), publisher, make_fetcher(config))
+        for publisher in publishers
+    ]
+    running = [asyncio.create_task(poller.run()) for poller in pollers]
+    try:
+        deadline = time.monotonic() + 10
+        while sum(len(p.articles) for p in publishers) < 2 * len(paths):
+            assert time.monotonic() < deadline, "not every feed was polled"
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # a few more rounds of both loops: nothing is due any more
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+    requested = sorted(request.path for request in feed_server.requests)
+    assert requested == sorted(paths), "each feed fetched exactly once by the two pollers"
+    assert all(feed.lease_owner is None for feed in setup.list_feeds()), "leases were ended"
