@@ -94,6 +94,11 @@ class Service:
                 f"state is kept in {settings.database_path}"
             )
 
+        from streams.topics import ensure_topics
+
+        await ensure_topics(
+            self.broker_url.removeprefix("kafka://"), settings.app_id, settings.partitions
+        )
         self.http = ServiceHttp(settings.metrics_host, settings.metrics_port)
         if streams:
             self._add_subscriber_pages()

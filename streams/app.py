@@ -35,6 +35,7 @@ class NewsalertApp(faust.App):
         super().__init__(*args, **kwargs)
         # Called by the service before the app stops: state that must outlive the process.
         self.state_savers: list[Any] = []
+        self.detector: SpikeDetector | None = None  # for tests and diagnostics
 
     def save_state(self) -> None:
         for save in self.state_savers:
@@ -85,6 +86,7 @@ def create_app(
     taxonomy = load_taxonomy(settings.taxonomy)
     processor = ArticleProcessor(taxonomy)
     detector = build_detector(settings, list(taxonomy.topics))
+    app.detector = detector
     entities = {e: taxonomy.entity_spellings(e) for e in settings.spike.entities}
     snapshot = SnapshotFile(settings.data_dir / "spike-state.json") if persist_state else None
     batch = (settings.process_batch_size, settings.process_batch_seconds)

@@ -51,6 +51,12 @@ class SnapshotFile:
         os.replace(tmp, self.path)
 
 
+async def _refresh_producer_metadata(app: faust.App) -> None:
+    producer = getattr(app.producer, "_producer", None)  # Faust's aiokafka producer
+    if producer is not None:
+        await producer.client.force_metadata_update()
+
+
 def hits_for(article: Article, entities: dict[str, list[str]]) -> list[TopicHit]:
     return [
         TopicHit(key=hit.key, terms=hit.terms, **asdict(hit.story))
@@ -87,10 +93,19 @@ def register(
         repaired by the next one; it is logged, never fatal to the stream."""
         state = detector.key_state(key)
         table.data[key] = state
-        try:
-            await table.changelog_topic.send(key=key, value=state, partition=partition)
-        except Exception as exc:
-            log.warning("spike state of %s not written to the changelog yet: %r", key, exc)
+        for attempt in (1, 2):
+            try:
+                await table.changelog_topic.send(key=key, value=state, partition=partition)
+                return
+            except AssertionError:
+                # aiokafka cached the changelog topic's metadata while Tansu was still creating
+                # it (no partitions) and would trust that for metadata_max_age_ms: refresh.
+                if attempt == 1:
+                    await _refresh_producer_metadata(app)
+            except Exception as exc:
+                log.warning("spike state of %s not written to the changelog yet: %r", key, exc)
+                return
+        log.warning("spike state of %s not written: changelog partition %d unknown", key, partition)
 
     @app.agent(hits_topic, name="detect-spikes")
     async def detect_spikes(stream: faust.StreamT[TopicHit]) -> None:
