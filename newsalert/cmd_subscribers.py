@@ -77,7 +77,9 @@ def open_store(args: argparse.Namespace, settings: Settings) -> DeliveryStore:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(args, settings)
     try:
-        action = {"add": _add, "list": _list, "remove": _remove, "enable": _enable}.get(args.action)
+        if args.action == "add":
+            return _add(args, store, settings)
+        action = {"list": _list, "remove": _remove, "enable": _enable}.get(args.action)
         if action is not None:
             return action(args, store)
         return asyncio.run(_test(args, settings))
@@ -88,7 +90,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         store.close()
 
 
-def _add(args: argparse.Namespace, store: DeliveryStore) -> int:
+def _check_webhook_url(url: str, settings: Settings) -> None:
+    """The SSRF guard at the door: a URL it would refuse at delivery is refused now. A host
+    that does not resolve from here is only a warning (DNS may differ where the service runs)."""
+    from connectors import ssrf
+
+    policy = ssrf.NetworkPolicy.from_setting(settings.allow_private_networks)
+    try:
+        asyncio.run(ssrf.check_url(url, policy))
+    except ssrf.SsrfRefused as exc:
+        if "cannot resolve" in str(exc):
+            print(f"newsalert subscribers: warning: {exc}", file=sys.stderr)
+            return
+        raise ValueError(f"webhook URL refused: {exc}") from None
+
+
+def _add(args: argparse.Namespace, store: DeliveryStore, settings: Settings) -> int:
     spec: dict[str, Any] = {
         "name": args.name,
         "topics": args.topic,
@@ -120,6 +137,8 @@ def _add(args: argparse.Namespace, store: DeliveryStore) -> int:
             for e in exc.errors()
         )
         raise ValueError(problems) from None
+    if config.webhook is not None:
+        _check_webhook_url(config.webhook.url, settings)
     store.add_subscriber(config)
     print(f"subscriber {config.name!r} saved")
     if generated:

@@ -226,3 +226,12 @@ async def test_deliveries_replay_resends_dead_letters(tmp_path, servers, capsys)
     assert len({h.headers["webhook-id"] for h in receiver.received}) == 1
     assert await cli("deliveries", "replay", "--config", config) == 0
     assert "no dead letters" in capsys.readouterr().out
+
+
+async def test_a_webhook_url_the_ssrf_guard_refuses_is_refused_when_added(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text(f"data_dir: {tmp_path / 'data'}\n")
+    config = str(tmp_path / "c.yaml")
+    for url in ("http://127.0.0.1:8080/hook", "http://2130706433/hook", "http://[::1]/x"):
+        args = ["subscribers", "add", "x", "--topic", "t", "--webhook", url]
+        assert await cli(*args, "--config", config) == 2
+        assert "webhook URL refused" in capsys.readouterr().err
