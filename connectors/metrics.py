@@ -24,3 +24,8 @@ FEED_FETCH_DURATION = Histogram(
 FEED_FETCHED_BYTES = Counter(
     "newsalert_feed_fetched_bytes_total", "Body bytes received from feeds, as transferred."
 )
+FULL_TEXT_FETCHES = Counter(
+    "newsalert_full_text_fetches_total",
+    "Article pages fetched for full text, by outcome.",
+    ["outcome"],
+)  # extracted | no_gain | fetch_error | unavailable

@@ -23,6 +23,7 @@ from urllib.parse import urljoin, urlsplit
 from connectors import metrics
 from connectors.base import FeedEntry, FeedRequest, FetchResult, Source
 from connectors.fetcher import Fetcher
+from connectors.fulltext import FullTextFetcher
 from connectors.identity import article_id, canonical_url, content_hash
 from connectors.publisher import Publisher
 from connectors.rss import RssSource
@@ -69,6 +70,8 @@ class FeedPoller:
                 raise ValueError("FeedPoller needs a fetcher or a source")
             source = RssSource(fetcher, clock=clock)
         self._source = source
+        # Feeds with full_text set get their article pages fetched through the same client.
+        self._full_text = FullTextFetcher(fetcher) if fetcher is not None else None
         self._max_concurrent = max_concurrent_feeds
         self._clock = clock
         self.owner = lease_owner_name()
@@ -196,6 +199,9 @@ class FeedPoller:
                 candidate.article.is_update = True
                 to_publish.append(candidate)
         to_publish.sort(key=lambda c: c.article.published)  # oldest first: event time moves forward
+        if feed.full_text and self._full_text is not None and to_publish:
+            # The content hash stays the feed entry's, so a page that changes is no "edit".
+            await self._full_text.enrich([c.article for c in to_publish])
         claimed = {c.article.article_id for c in to_publish}
         self._publishing |= claimed
         try:

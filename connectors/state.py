@@ -63,6 +63,7 @@ _ADDED_COLUMNS = {
     "last_change_at": "REAL",  # the last poll that brought new or edited entries
     "change_gap_seconds": "REAL",  # running estimate of the time between changes
     "interval_in_use_seconds": "REAL",  # the adapted interval the last schedule used
+    "full_text": "INTEGER NOT NULL DEFAULT 0",  # fetch article pages for their full text
 }
 
 
@@ -92,6 +93,7 @@ class FeedRow:
     last_change_at: float | None = None
     change_gap_seconds: float | None = None
     interval_in_use_seconds: float | None = None
+    full_text: bool = False
 
     def healthy(self, now: float | None = None) -> bool:
         """False once the feed has failed without a success for a day; it is still polled."""
@@ -147,7 +149,15 @@ class FeedState:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             for feed in feeds:
-                self._upsert(feed.url, feed.name, feed.tags, feed.interval_seconds, "config", now)
+                self._upsert(
+                    feed.url,
+                    feed.name,
+                    feed.tags,
+                    feed.interval_seconds,
+                    "config",
+                    now,
+                    feed.full_text,
+                )
             urls = [feed.url for feed in feeds]
             marks = ",".join("?" * len(urls))
             self._db.execute(
@@ -166,8 +176,10 @@ class FeedState:
         tags: Sequence[str] = (),
         interval_seconds: float | None = None,
         now: float | None = None,
+        full_text: bool = False,
     ) -> FeedRow:
-        self._upsert(url, name, tags, interval_seconds, "cli", time.time() if now is None else now)
+        now = time.time() if now is None else now
+        self._upsert(url, name, tags, interval_seconds, "cli", now, full_text)
         row = self.get_feed(url)
         assert row is not None
         return row
@@ -180,16 +192,19 @@ class FeedState:
         interval_seconds: float | None,
         origin: str,
         now: float,
+        full_text: bool = False,
     ) -> None:
         self._db.execute(
             """
-            INSERT INTO feeds (url, fetch_url, name, tags, interval_seconds, origin, added_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO feeds (url, fetch_url, name, tags, interval_seconds, origin, added_at,
+                               full_text)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (url) DO UPDATE SET
                 name = excluded.name, tags = excluded.tags,
-                interval_seconds = excluded.interval_seconds, origin = excluded.origin
+                interval_seconds = excluded.interval_seconds, origin = excluded.origin,
+                full_text = excluded.full_text
             """,
-            (url, url, name, json.dumps(list(tags)), interval_seconds, origin, now),
+            (url, url, name, json.dumps(list(tags)), interval_seconds, origin, now, full_text),
         )
 
     def remove_feed(self, url: str) -> bool:
@@ -372,4 +387,5 @@ class FeedState:
 def _feed_row(row: sqlite3.Row) -> FeedRow:
     values = dict(row)
     values["tags"] = tuple(json.loads(values["tags"]))
+    values["full_text"] = bool(values.get("full_text"))
     return FeedRow(**values)

@@ -70,6 +70,11 @@ def add_parser(commands: Any) -> None:
     add.add_argument(
         "--no-check", action="store_true", help="store the URL as given without fetching it"
     )
+    add.add_argument(
+        "--full-text",
+        action="store_true",
+        help="fetch each new article's page and publish its extracted text (summary-only feeds)",
+    )
     common_options(add)
 
     listing = sub.add_parser(
@@ -293,7 +298,13 @@ async def _add(args: argparse.Namespace, settings: Settings, state: Any) -> int:
         title = found.parsed.title or "untitled"
         print(f"{url}: {found.parsed.format}, {len(found.parsed.entries)} entries, {title!r}")
     existed = state.get_feed(url) is not None
-    state.add_feed(url, name=feed.name, tags=feed.tags, interval_seconds=feed.interval_seconds)
+    state.add_feed(
+        url,
+        name=feed.name,
+        tags=feed.tags,
+        interval_seconds=feed.interval_seconds,
+        full_text=args.full_text,
+    )
     print(f"{'updated' if existed else 'added'} {url}")
     return 0
 
@@ -326,6 +337,7 @@ def feed_health(feed: Any, now: float) -> dict[str, Any]:
         "next_poll": _when(feed.next_poll_at) if feed.next_poll_at else "now",
         "interval_seconds": feed.interval_in_use_seconds or feed.interval_seconds,
         "items_seen": feed.items_seen,
+        "full_text": feed.full_text,
     }
 
 

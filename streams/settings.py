@@ -39,6 +39,8 @@ class FeedConfig(_Frozen):
     name: str | None = None
     tags: tuple[str, ...] = ()
     interval_seconds: float | None = Field(default=None, gt=0)
+    # Fetch each new article's page and use its extracted text (for summary-only feeds).
+    full_text: bool = False
 
     @field_validator("url")
     @classmethod

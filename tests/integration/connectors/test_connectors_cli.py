@@ -221,3 +221,11 @@ def test_parse_gives_up_on_a_file_that_hangs_or_kills_the_parser_and_goes_on(
         f"{saved / 'hangs.xml'}: error: gave up after 1 s (the parser did not finish)",
         f"{saved / 'news.xml'}: rss20, 2 entries",
     ]
+
+
+def test_full_text_is_a_per_feed_setting(feeds_cli, tmp_path):
+    feeds_cli("add", "https://summaries.test/rss", "--no-check", "--full-text")
+    feeds_cli("add", "https://full.test/rss", "--no-check")
+    code, out, _ = feeds_cli("list", "--json")
+    rows = {row["url"]: row["full_text"] for row in map(json.loads, out.splitlines())}
+    assert rows == {"https://summaries.test/rss": True, "https://full.test/rss": False}
