@@ -55,9 +55,18 @@ class RunningService:
         print("\n".join(self.lines))  # shown by pytest when the test fails
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(self.process.wait(), timeout=30)
+        try:
+            code = await asyncio.wait_for(self.process.wait(), timeout=30)
+        except TimeoutError:
+            self.kill()
+            raise AssertionError("newsalert did not stop within 30 s of SIGTERM") from None
         await self._reader
         return code
+
+    def kill(self) -> None:
+        """The fixture's last resort: never leave a service (or its broker) behind."""
+        if self.process.returncode is None:
+            self.process.kill()
 
 
 async def start_service(config: Path, data_dir: Path) -> RunningService:
@@ -73,9 +82,13 @@ async def start_service(config: Path, data_dir: Path) -> RunningService:
         env=env,
     )
     service = RunningService(process)
-    await eventually(
-        lambda: service.find("running;") or process.returncode is not None, 60, "service start"
-    )
+    try:
+        await eventually(
+            lambda: service.find("running;") or process.returncode is not None, 60, "service start"
+        )
+    except BaseException:
+        service.kill()
+        raise
     assert process.returncode is None, "\n".join(service.lines)
     return service
 
