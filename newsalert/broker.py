@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -105,6 +106,7 @@ class EmbeddedBroker:
                 # Its own process group: a Ctrl-C in the terminal reaches only newsalert, which
                 # then stops the broker last, after everything that talks to it.
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
                 env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
             )
         except OSError as exc:
@@ -163,3 +165,15 @@ class EmbeddedBroker:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the broker's process, before exec: if newsalert dies without stopping it (SIGKILL,
+    a crash), the kernel sends the broker SIGTERM (Linux PR_SET_PDEATHSIG), so no orphan is left.
+    Elsewhere this is a no-op and stop() remains the only way."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

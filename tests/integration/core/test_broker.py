@@ -45,3 +45,38 @@ async def test_binary_that_exits_at_once_is_reported(tmp_path):
     fake.chmod(0o755)
     with pytest.raises(BrokerError, match="exited with code 7"):
         await EmbeddedBroker(binary=str(fake)).start()
+
+
+async def test_broker_dies_with_a_killed_newsalert(tmp_path):
+    """SIGKILL gives newsalert no chance to stop its broker; the kernel must."""
+    import asyncio
+    import signal
+    import sys
+    import time
+
+    script = (
+        "import asyncio\n"
+        "from newsalert.broker import EmbeddedBroker\n"
+        "async def main():\n"
+        "    b = EmbeddedBroker()\n"
+        "    await b.start()\n"
+        "    print(b.pid, flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE
+    )
+    broker_pid = int((await asyncio.wait_for(parent.stdout.readline(), 30)).decode())
+    os.kill(broker_pid, 0)  # running
+    parent.send_signal(signal.SIGKILL)
+    await parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(broker_pid, 0)
+        except ProcessLookupError:
+            return
+        await asyncio.sleep(0.05)
+    os.kill(broker_pid, signal.SIGKILL)
+    pytest.fail("the broker outlived its killed parent")
