@@ -15,7 +15,8 @@ ARTICLES_FAILED = Counter(
     "newsalert_articles_failed_total", "Articles that could not be processed (logged)"
 )
 ARTICLES_LATE = Counter(
-    "newsalert_articles_late_total", "Topic hits for a bucket already closed (later than allowed_lateness_seconds)"
+    "newsalert_articles_late_total",
+    "Topic hits for a bucket already closed (later than allowed_lateness_seconds)",
 )
 SPIKES = Counter("newsalert_spikes_total", "Spike events emitted", ["topic", "state"])
 PROCESS_LAG = Histogram(
