@@ -164,6 +164,7 @@ def parse_times() -> dict[str, Any]:
     documents = [(p, p.read_bytes()) for p in sorted(corpus.rglob("*")) if p.is_file()]
     ours: list[float] = []
     fast: list[float] = []
+    checked: list[float] = []
     agree = fast_failed = 0
     for _, data in documents:
         started = time.perf_counter()
@@ -177,6 +178,9 @@ def parse_times() -> dict[str, Any]:
             fast_entries = -1
             fast_failed += 1
         fast.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        parse_feed(data, parser="auto")  # the checked fast path with feedparser fallback
+        checked.append(time.perf_counter() - started)
         agree += fast_entries == min(len(parsed.entries), 500) or (
             parsed.error is not None and fast_entries <= 0
         )
@@ -187,9 +191,111 @@ def parse_times() -> dict[str, Any]:
         "parse_ms_per_feed_fastfeedparser_mean": round(statistics.mean(fast) * 1000, 2),
         "parse_ms_per_feed_fastfeedparser_median": round(statistics.median(fast) * 1000, 2),
         "parse_ratio_feedparser_to_fastfeedparser": round(sum(ours) / sum(fast), 2),
+        "parse_ms_per_feed_checked_fast_path_mean": round(statistics.mean(checked) * 1000, 2),
+        "parse_ms_per_feed_checked_fast_path_median": round(statistics.median(checked) * 1000, 2),
+        "parse_ratio_checked_fast_path_to_fastfeedparser": round(sum(checked) / sum(fast), 2),
         "fastfeedparser_failures": fast_failed,
         "files_where_entry_counts_agree": agree,
     }
+
+
+PARITY_CORPORA = (SHARED_CORPUS.parent, LOCAL_CORPUS.parent)
+ENTRY_FIELDS = ("guid", "link", "title", "body", "published", "published_is_fetch_time")
+FEED_FIELDS = ("format", "title", "language", "refresh_hint_seconds")
+
+
+def corpus_documents() -> list[tuple[str, Path]]:
+    """Every corpus file once (the shared corpus first, tests/data/feeds for the rest)."""
+    seen: dict[str, Path] = {}
+    for root in PARITY_CORPORA:
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*")):
+            relative = path.relative_to(root).as_posix()
+            if path.is_file() and path.suffix != ".csv" and path.name != "README.md":
+                seen.setdefault(relative, path)
+    return sorted(seen.items())
+
+
+def _normalised(field: str, value: Any) -> Any:
+    """What the pipeline downstream keeps of a field: cleaned text, not markup or spacing."""
+    from streams.clean.text import clean_text
+
+    if field in ("title", "body") and isinstance(value, str):
+        return clean_text(value)
+    return value
+
+
+def compare(reference: Any, other: Any) -> list[tuple[str, str, Any, Any]]:
+    """(field, class, reference value, other value) for each difference of two ParsedFeeds.
+
+    class is ``exact`` never (equal values are not listed), ``normalised`` when the values
+    differ but clean to the same text, ``different`` otherwise.
+    """
+    differences: list[tuple[str, str, Any, Any]] = []
+    if (reference.error is None) != (other.error is None):
+        differences.append(("error", "different", reference.error, other.error))
+        return differences
+    for field in FEED_FIELDS:
+        ours, theirs = getattr(reference, field), getattr(other, field)
+        if ours != theirs:
+            differences.append((f"feed.{field}", "different", ours, theirs))
+    if len(reference.entries) != len(other.entries):
+        differences.append(("entries", "different", len(reference.entries), len(other.entries)))
+    for ours, theirs in zip(reference.entries, other.entries, strict=False):
+        for field in ENTRY_FIELDS:
+            a, b = getattr(ours, field), getattr(theirs, field)
+            if a == b:
+                continue
+            same = _normalised(field, a) == _normalised(field, b)
+            differences.append((f"entry.{field}", "normalised" if same else "different", a, b))
+    return differences
+
+
+def parity(limit_examples: int = 3) -> dict[str, Any]:
+    """feedparser (the reference) against fastfeedparser unchecked and against our parse path,
+    on every corpus file: which fields differ, how, and on which files."""
+    from connectors import fastparse
+    from connectors.rss import parse_feed
+
+    fetched_at = 1_800_000_000.0
+    report: dict[str, Any] = {
+        "files": 0,
+        "fast_path_used": 0,
+        "fast_path_refused": {},
+        "fast_path_files_differing": [],
+        "fastfeedparser_unchecked": {},
+    }
+    unchecked: dict[str, dict[str, Any]] = {}
+    for relative, path in corpus_documents():
+        data = path.read_bytes()
+        url = path.resolve().as_uri()
+        report["files"] += 1
+        reference = parse_feed(data, url=url, fetched_at=fetched_at, parser="feedparser")
+        if reference.parser == "json":
+            continue
+        ours = parse_feed(data, url=url, fetched_at=fetched_at, parser="auto")
+        if ours.parser == "fastfeedparser":
+            report["fast_path_used"] += 1
+            for field, kind, a, b in compare(reference, ours):
+                if kind == "different":
+                    report["fast_path_files_differing"].append(
+                        [relative, field, repr(a)[:200], repr(b)[:200]]
+                    )
+        else:
+            reason = fastparse.refusal(data) or "checks"
+            report["fast_path_refused"][reason] = report["fast_path_refused"].get(reason, 0) + 1
+        raw = parse_feed(data, url=url, fetched_at=fetched_at, parser="fastfeedparser")
+        for field, kind, a, b in compare(reference, raw):
+            slot = unchecked.setdefault(f"{field} {kind}", {"files": [], "examples": []})
+            if relative not in slot["files"]:
+                slot["files"].append(relative)
+            if len(slot["examples"]) < limit_examples:
+                slot["examples"].append([relative, repr(a)[:160], repr(b)[:160]])
+    report["fastfeedparser_unchecked"] = {
+        key: {"file_count": len(v["files"]), **v} for key, v in sorted(unchecked.items())
+    }
+    return report
 
 
 def run() -> dict[str, Any]:
@@ -213,3 +319,13 @@ def run() -> dict[str, Any]:
         "20% changed with 20-50 entries"
     )
     return figures
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    if sys.argv[1:] == ["--parity"]:
+        print(json.dumps(parity(), indent=1, ensure_ascii=False))
+    else:
+        print(json.dumps(run(), indent=1))

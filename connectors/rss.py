@@ -21,7 +21,7 @@ from typing import Any
 
 import feedparser
 
-from connectors import scheduler
+from connectors import fastparse, scheduler
 from connectors.base import FeedEntry, FeedRequest, FetchResult
 from connectors.fetcher import Fetcher, FetchError
 
@@ -34,6 +34,7 @@ _INTERNAL_SUBSET = re.compile(rb"(<!DOCTYPE[^\[>]*)\[.*?\]\s*>", re.IGNORECASE |
 _FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
 _GZIP_MAGIC = b"\x1f\x8b"
 MAX_DOCUMENT_BYTES = 15 * 1024 * 1024  # a gzip body sent without Content-Encoding inflates to this
+_CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.IGNORECASE)
 _ENCODING_DECLARATION = re.compile(rb"^(<\?xml[^>]*?)\s+encoding=[\"'][^\"']*[\"']", re.IGNORECASE)
 
 
@@ -46,6 +47,7 @@ class ParsedFeed:
     warnings: tuple[str, ...] = ()
     language: str | None = None
     refresh_hint_seconds: float | None = None  # from the feed's ttl or sy:updatePeriod
+    parser: str | None = None  # which parser answered: fastfeedparser, feedparser or json
 
 
 def parse_feed(
@@ -55,8 +57,15 @@ def parse_feed(
     content_type: str | None = None,
     fetched_at: float | None = None,
     max_entries: int = MAX_ENTRIES_PER_FEED,
+    parser: str = "feedparser",
 ) -> ParsedFeed:
-    """Parse one feed document. Never raises on bad input: the error field says what is wrong."""
+    """Parse one feed document. Never raises on bad input: the error field says what is wrong.
+
+    ``parser`` is for the parity harness and the benchmark (``python -m bench.feeds --parity``):
+    ``auto`` tries connectors.fastparse and falls back to feedparser, ``fastfeedparser`` uses
+    it unchecked. The default stays feedparser: on the corpus the checked fast path still
+    differs from it after normalisation (bench/results/feeds_parity.json).
+    """
     fetched_at = time.time() if fetched_at is None else fetched_at
     if data.startswith(_GZIP_MAGIC):
         # Some servers gzip twice or forget Content-Encoding; saved files may be gzipped too.
@@ -72,7 +81,21 @@ def parse_feed(
         return ParsedFeed(None, None, (), error="empty document")
     if stripped[:1] == b"{" or (content_type and "json" in content_type.lower()):
         return _parse_json_feed(stripped, fetched_at, max_entries)
+    stripped = _without_internal_subset(stripped)
+    # A charset in Content-Type overrides the document's own declaration in feedparser; the
+    # fast path reads only the document, so it takes just the UTF-8 labelled or unlabelled.
+    if parser != "feedparser" and _charset(content_type) in (None, "utf-8", "utf8"):
+        fast = fastparse.parse_xml_fast(stripped, max_entries, checked=parser == "auto")
+        if fast is not None:
+            return _from_fast(fast, fetched_at, max_entries)
+        if parser == "fastfeedparser":
+            return ParsedFeed(None, None, (), error="fastfeedparser gave no answer")
     return _parse_xml_feed(stripped, url, content_type, fetched_at, max_entries)
+
+
+def _charset(content_type: str | None) -> str | None:
+    found = _CHARSET.search(content_type or "")
+    return found.group(1).lower() if found else None
 
 
 def _gunzip(data: bytes, max_bytes: int) -> bytes | str:
@@ -130,16 +153,13 @@ def _parse_xml_feed(
 ) -> ParsedFeed:
     # Without a charset the XML declaration and BOM decide (feedparser would otherwise apply
     # RFC 3023's us-ascii default for text/xml, which real servers never mean).
-    has_charset = content_type is not None and "charset=" in content_type.lower()
-    headers = {"content-type": content_type if has_charset else "application/xml"}
+    headers = {"content-type": content_type if _charset(content_type) else "application/xml"}
     if url:
         headers["content-location"] = url
     # Relative URIs inside entry HTML are left alone: bodies become plain text downstream,
     # entry links are still resolved (by feedparser and the poller), and it saves ~40% of
     # the parse time (bench/feeds.py). The HTML sanitizer stays on.
-    parsed = feedparser.parse(
-        _without_internal_subset(data), response_headers=headers, resolve_relative_uris=False
-    )
+    parsed = feedparser.parse(data, response_headers=headers, resolve_relative_uris=False)
     version = parsed.get("version") or None
     feed = parsed.get("feed", {})
     title = _text(feed.get("title"))
@@ -175,6 +195,29 @@ def _parse_xml_feed(
         warnings=tuple(warnings),
         language=language,
         refresh_hint_seconds=hint,
+        parser="feedparser",
+    )
+
+
+def _from_fast(fast: fastparse.FastFeed, fetched_at: float, max_entries: int) -> ParsedFeed:
+    warnings = []
+    if fast.item_count > max_entries:
+        warnings.append(
+            f"{fast.item_count - max_entries} entries beyond the cap of {max_entries} dropped"
+        )
+    entries = tuple(
+        _entry(e.title, e.link, e.guid, e.body, e.published, fetched_at, fast.language)
+        for e in fast.entries
+    )
+    hint = scheduler.feed_hint_seconds(fast.ttl, fast.update_period, fast.update_frequency)
+    return ParsedFeed(
+        fast.format,
+        fast.title,
+        entries,
+        warnings=tuple(warnings),
+        language=fast.language,
+        refresh_hint_seconds=hint,
+        parser="fastfeedparser",
     )
 
 
@@ -266,7 +309,12 @@ def _parse_json_feed(data: bytes, fetched_at: float, max_entries: int) -> Parsed
             )
         )
     return ParsedFeed(
-        name, _text(doc.get("title")), tuple(entries), warnings=tuple(warnings), language=language
+        name,
+        _text(doc.get("title")),
+        tuple(entries),
+        warnings=tuple(warnings),
+        language=language,
+        parser="json",
     )
 
 
