@@ -28,6 +28,9 @@ NOISY_LOGGERS = (
     "httpx",
     "httpcore",
     "mail.log",
+    # Faust's services log through the module of their class: our subclasses live here.
+    "streams.app",
+    "streams.transport",
 )
 
 
