@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 CountBy = Literal["articles", "stories", "sources"]
+HOURS_A_DAY = 24
 HOURS_A_WEEK = 168
 
 
@@ -139,7 +140,8 @@ class _KeyState:
     past: list[tuple[float, float, int]] = field(default_factory=list)
     mean: float = 0.0
     var: float = 0.0
-    seasonal_mean: dict[int, float] = field(default_factory=dict)
+    seasonal_mean: dict[int, float] = field(default_factory=dict)  # by hour of the week
+    daily_mean: dict[int, float] = field(default_factory=dict)  # by hour of the day
     active: dict[str, Any] | None = None  # {start_index, start_count, escalated, quiet}
     cooldown_until: float = 0.0
 
@@ -261,6 +263,11 @@ class SpikeDetector:
         if rule.seasonal and closed_count >= HOURS_A_WEEK:
             slot_mean = state.seasonal_mean.get(self._slot(rule, index), mean)
             return slot_mean, max(var, slot_mean)
+        if rule.seasonal and closed_count >= HOURS_A_DAY:
+            # Until a whole week is known, the hour of the day already carries most of the
+            # rhythm of news (a day of history instead of a week).
+            slot_mean = state.daily_mean.get(self._slot(rule, index) % HOURS_A_DAY, mean)
+            return slot_mean, max(var, slot_mean)
         return mean, var
 
     @staticmethod
@@ -356,6 +363,11 @@ class SpikeDetector:
             previous = state.seasonal_mean.get(slot)
             weight = 0.3
             state.seasonal_mean[slot] = (
+                float(count) if previous is None else previous + weight * (count - previous)
+            )
+            hour = slot % HOURS_A_DAY
+            previous = state.daily_mean.get(hour)
+            state.daily_mean[hour] = (
                 float(count) if previous is None else previous + weight * (count - previous)
             )
 
@@ -485,6 +497,7 @@ def _state_to_dict(state: _KeyState) -> dict[str, Any]:
         "mean": state.mean,
         "var": state.var,
         "seasonal_mean": {str(k): v for k, v in state.seasonal_mean.items()},
+        "daily_mean": {str(k): v for k, v in state.daily_mean.items()},
         "active": state.active,
         "cooldown_until": state.cooldown_until,
     }
@@ -518,6 +531,7 @@ def _state_from_dict(raw: dict[str, Any]) -> _KeyState:
         mean=raw["mean"],
         var=raw["var"],
         seasonal_mean={int(k): v for k, v in raw["seasonal_mean"].items()},
+        daily_mean={int(k): v for k, v in raw.get("daily_mean", {}).items()},
         active=raw["active"],
         cooldown_until=raw["cooldown_until"],
     )

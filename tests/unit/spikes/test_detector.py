@@ -195,20 +195,27 @@ def daily_cycle(hour: int) -> float:
 
 def test_steady_daily_cycle_raises_at_most_one_false_alarm_a_week():
     # Parameters: the defaults (1 h buckets, 24-bucket EWMA baseline, ratio 3, z 3, min count 5,
-    # Poisson tail 1e-4, 24 buckets of cold start), with and without the seasonal profile, on
-    # a daily cycle of 1..9 Poisson articles an hour: five seeds of four weeks, 20 weeks.
+    # Poisson tail 1e-4, 24 buckets of cold start) plus seasonal: true, on a daily cycle of
+    # 1..9 Poisson articles an hour: five seeds of four weeks. Every single week has at most
+    # one false alarm (the hour-of-day profile covers the first week, before the hour-of-week
+    # one is learnt). The plain baseline, for comparison, stays under one a week on average.
     weeks, seeds = 4, range(5)
 
-    def false_alarms(rule):
-        return sum(
-            len(run(rule, synthetic_stream(random.Random(seed), 24 * 7 * weeks, daily_cycle)))
-            for seed in seeds
-        )
+    def alarms_per_week(rule):
+        per_week = []
+        for seed in seeds:
+            stream = synthetic_stream(random.Random(seed), 24 * 7 * weeks, daily_cycle)
+            starts = run(rule, stream)
+            per_week += [
+                sum(1 for s in starts if w * 168 <= s < (w + 1) * 168) for w in range(weeks)
+            ]
+        return per_week
 
-    seasonal = false_alarms(SpikeRule(allowed_lateness_seconds=0, seasonal=True))
-    plain = false_alarms(DEFAULT)
-    assert seasonal <= len(seeds) * weeks and plain <= len(seeds) * weeks, (seasonal, plain)
-    assert seasonal < plain  # the profile learns the rhythm the plain baseline flags
+    seasonal = alarms_per_week(SpikeRule(allowed_lateness_seconds=0, seasonal=True))
+    plain = alarms_per_week(DEFAULT)
+    assert max(seasonal) <= 1, seasonal
+    assert sum(plain) <= len(plain), plain
+    assert sum(seasonal) < sum(plain)  # the profile learns the rhythm the plain baseline flags
 
 
 def test_bursts_on_a_daily_cycle_are_found_with_the_seasonal_profile():
