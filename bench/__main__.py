@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ["spikes", "feeds"]
+BENCHES = ["spikes", "feeds", "classify"]
 RESULTS = Path(__file__).with_name("results")
 
 

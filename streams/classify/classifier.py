@@ -67,14 +67,18 @@ def classify(
     """Topics of the article at or above their threshold, with scores and matched terms.
     Topics limited to languages are skipped when ``language`` is known and not among them."""
     hits = _find_hits({"title": title, "text": text}, taxonomy.automaton)
+    found = frozenset(hits)  # hashes each term once; rules test against it without rehashing
+    candidates = taxonomy.candidate_topics(found)
     paragraph_count = text.count("\n") + 1 if text else 0
     matched: dict[str, TopicMatch] = {}
     for topic in taxonomy.topics.values():
+        if topic.name not in candidates:
+            continue  # no rule of it can hold: none of its terms occurs
         if topic.languages is not None and language and language.lower() not in topic.languages:
             continue
         if any(required not in matched for required in topic.requires):
             continue
-        match = _match_topic(topic, hits, paragraph_count)
+        match = _match_topic(topic, hits, found, paragraph_count)
         if match is not None:
             matched[topic.name] = match
     return matched
@@ -95,15 +99,21 @@ def _beyond_passing_mention(
 
 
 def _match_topic(
-    topic: Topic, hits: dict[TermSpec, list[_Hit]], paragraph_count: int
+    topic: Topic,
+    hits: dict[TermSpec, list[_Hit]],
+    found: frozenset[TermSpec],
+    paragraph_count: int,
 ) -> TopicMatch | None:
-    if any(_holds(rule, hits) and _evaluate(rule.node, hits) is not None for rule in topic.exclude):
+    if any(
+        _holds(rule, found) and _evaluate(rule.node, hits, found) is not None
+        for rule in topic.exclude
+    ):
         return None
     weights: dict[_Hit, tuple[float, Term]] = {}  # each occurrence counts once, at its best
     for rule in topic.rules:
-        if not _holds(rule, hits):
-            continue
-        occurrences = _evaluate(rule.node, hits)
+        if rule.needs_hit and rule.specs.isdisjoint(found):
+            continue  # none of its terms occurs (inlined _holds: runs for every rule)
+        occurrences = _evaluate(rule.node, hits, found)
         for term, hit in occurrences or ():
             weight = term.weight * rule.weight
             if hit not in weights or weights[hit][0] < weight:
@@ -127,39 +137,53 @@ def _match_topic(
     return TopicMatch(topic.name, score, terms)
 
 
-def _holds(rule: Rule, hits: dict[TermSpec, list[_Hit]]) -> bool:
+def _holds(rule: Rule, found: frozenset[TermSpec]) -> bool:
     """False when the rule surely fails: it needs a hit and none of its terms occurs."""
-    return not rule.needs_hit or not rule.specs.isdisjoint(hits)
+    return not rule.needs_hit or not rule.specs.isdisjoint(found)
 
 
-def _evaluate(node: Node, hits: dict[TermSpec, list[_Hit]]) -> list[_Occurrence] | None:
-    """The occurrences that satisfy ``node``, or None when it does not hold."""
+def _evaluate(
+    node: Node, hits: dict[TermSpec, list[_Hit]], found: frozenset[TermSpec]
+) -> list[_Occurrence] | None:
+    """The occurrences that satisfy ``node``, or None when it does not hold. ``found`` is the
+    set of specs in ``hits``."""
     if isinstance(node, Term):
-        found = [(node, h) for h in hits.get(node.spec, ()) if node.field in (None, h.field)]
-        return found or None
+        occurrences = [(node, h) for h in hits.get(node.spec, ()) if node.field in (None, h.field)]
+        return occurrences or None
     if isinstance(node, Not):
-        return None if _evaluate(node.child, hits) is not None else []
+        return None if _evaluate(node.child, hits, found) is not None else []
+    if node.needs_hit and node.specs.isdisjoint(found):
+        return None  # none of its terms occurs, so none of its branches can hold
     if isinstance(node, And):
-        occurrences: list[_Occurrence] = []
+        occurrences = []
         for child in node.children:
-            found = _evaluate(child, hits)
-            if found is None:
+            child_occurrences = _evaluate(child, hits, found)
+            if child_occurrences is None:
                 return None
-            occurrences.extend(found)
+            occurrences.extend(child_occurrences)
         return occurrences
     if isinstance(node, Or):
         results = [
-            found for child in node.children if (found := _evaluate(child, hits)) is not None
+            child_occurrences
+            for child in node.children
+            if (child_occurrences := _evaluate(child, hits, found)) is not None
         ]
-        return [occ for found in results for occ in found] if results else None
+        return (
+            [occ for child_occurrences in results for occ in child_occurrences] if results else None
+        )
     if isinstance(node, Near):
-        return _near(node, hits)
+        return _near(node, hits, found)
     raise TypeError(f"unknown query node {node!r}")
 
 
-def _near(node: Near, hits: dict[TermSpec, list[_Hit]]) -> list[_Occurrence] | None:
-    left, right = _evaluate(node.left, hits), _evaluate(node.right, hits)
-    if not left or not right:
+def _near(
+    node: Near, hits: dict[TermSpec, list[_Hit]], found: frozenset[TermSpec]
+) -> list[_Occurrence] | None:
+    left = _evaluate(node.left, hits, found)
+    if not left:
+        return None
+    right = _evaluate(node.right, hits, found)
+    if not right:
         return None
     close: dict[tuple[int, _Hit], _Occurrence] = {}
     for a in left:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 FIELDS = ("title", "text")
 
@@ -57,14 +57,29 @@ class Term:
     weight: float
 
 
+# And, Or and Near also carry, derived when built, every term spec below them (``specs``) and
+# whether they can hold when none of those occurs (``needs_hit`` false): the classifier skips a
+# subtree none of whose terms occurs without looking at each of them.
+
+
 @dataclass(frozen=True)
 class And:
     children: tuple[Node, ...]
+    specs: frozenset[TermSpec] = field(init=False, repr=False, compare=False)
+    needs_hit: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _derive(self)
 
 
 @dataclass(frozen=True)
 class Or:
     children: tuple[Node, ...]
+    specs: frozenset[TermSpec] = field(init=False, repr=False, compare=False)
+    needs_hit: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _derive(self)
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,11 @@ class Near:
     left: Node
     right: Node
     max_words: int
+    specs: frozenset[TermSpec] = field(init=False, repr=False, compare=False)
+    needs_hit: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _derive(self)
 
 
 Node = Term | And | Or | Not | Near
@@ -273,6 +293,11 @@ def terms_of(node: Node) -> list[Term]:
     if isinstance(node, Near):
         return terms_of(node.left) + terms_of(node.right)
     return [term for child in node.children for term in terms_of(child)]
+
+
+def _derive(node: And | Or | Near) -> None:
+    object.__setattr__(node, "specs", frozenset(term.spec for term in terms_of(node)))
+    object.__setattr__(node, "needs_hit", not matches_without_hits(node))
 
 
 def matches_without_hits(node: Node) -> bool:

@@ -78,6 +78,29 @@ class Taxonomy:
     topics: dict[str, Topic]
     aliases: dict[str, list[TermSpec]]
     automaton: Any = field(repr=False)
+    # Which topics a found term can make match, and the topics that can match with no term
+    # found: the classifier looks only at those, which keeps it fast at any number of topics.
+    topics_by_spec: dict[TermSpec, frozenset[str]] = field(init=False, repr=False)
+    topics_without_hits: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_spec: dict[TermSpec, set[str]] = {}
+        without_hits = set()
+        for topic in self.topics.values():
+            for rule in topic.rules:
+                if not rule.needs_hit:
+                    without_hits.add(topic.name)
+                for spec in rule.specs:
+                    by_spec.setdefault(spec, set()).add(topic.name)
+        self.topics_by_spec = {spec: frozenset(names) for spec, names in by_spec.items()}
+        self.topics_without_hits = frozenset(without_hits)
+
+    def candidate_topics(self, found: frozenset[TermSpec]) -> set[str]:
+        """The topics that can match a document in which exactly ``found`` terms occur."""
+        candidates = set(self.topics_without_hits)
+        for spec in found:
+            candidates.update(self.topics_by_spec.get(spec, ()))
+        return candidates
 
     def entity_spellings(self, entity: str) -> list[str]:
         """Term spellings that count as ``entity``: the members of alias list ``entity`` if

@@ -194,6 +194,12 @@ _STOPWORDS: dict[str, frozenset[str]] = {
     "pt": frozenset("o a os as e de que em um uma do da para com não por se na no são".split()),
 }  # fmt: skip
 _MIN_STOPWORD_HITS = 3
+_LANGUAGES_OF_STOPWORD: dict[str, tuple[str, ...]] = {
+    word: tuple(lang for lang, stop in _STOPWORDS.items() if word in stop)
+    for word in set().union(*_STOPWORDS.values())
+}
+_HAN = re.compile("[\u4e00-\u9fff]")  # the range _has_cjk tests
+_LETTER_WORD = re.compile(r"[^\W\d_]+")
 
 
 def detect_language(text: str) -> str | None:
@@ -204,11 +210,15 @@ def detect_language(text: str) -> str | None:
     """
     if not text:
         return None
-    letters = [ch for ch in text if ch.isalpha()]
-    if letters and sum(_has_cjk(ch) for ch in letters) / len(letters) > 0.3:
+    # Most texts have no Han character, and then their letters need not be counted.
+    han_letters = sum(map(str.isalpha, _HAN.findall(text)))
+    if han_letters and han_letters / sum(map(str.isalpha, text)) > 0.3:
         return "zh"
-    words = re.findall(r"[^\W\d_]+", text.casefold())
-    counts = {lang: sum(w in stop for w in words) for lang, stop in _STOPWORDS.items()}
+    words = _LETTER_WORD.findall(text.casefold())
+    counts = dict.fromkeys(_STOPWORDS, 0)
+    for word in words:
+        for lang in _LANGUAGES_OF_STOPWORD.get(word, ()):
+            counts[lang] += 1
     best = max(counts, key=lambda lang: counts[lang])
     if counts[best] < _MIN_STOPWORD_HITS and counts[best] < len(words) / 4:
         return None

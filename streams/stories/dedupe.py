@@ -33,6 +33,7 @@ import hashlib
 import re
 import unicodedata
 import zlib
+from array import array
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -101,36 +102,42 @@ def _words(text: str) -> list[str]:
 
 def content_words(text: str) -> set[str]:
     """The word set a story's word sketch is built from."""
+    return _content_words(_words(text))
+
+
+def _content_words(words: list[str]) -> set[str]:
     return {
         word[:-1] if len(word) > 3 and word.endswith("s") else word
-        for word in _words(text)
+        for word in words
         if len(word) > 1 and word not in _STOPWORDS
     }
 
 
-def _word_hash(word: str) -> int:
-    return zlib.crc32(word.encode()) << 1  # even: words and passages never collide in the index
-
-
-def _passage_hash(shingle: str) -> int:
-    return zlib.crc32(shingle.encode()) << 1 | 1
-
-
 def word_sketch(text: str, size: int) -> tuple[tuple[int, ...], int]:
     """Bottom-``size`` MinHash sketch of ``content_words(text)`` (ascending) and the set size."""
-    words = content_words(text)
-    return tuple(sorted(_word_hash(w) for w in words)[:size]), len(words)
+    return _word_sketch(_words(text), size)
+
+
+def _word_sketch(words: list[str], size: int) -> tuple[tuple[int, ...], int]:
+    content = _content_words(words)
+    crc32 = zlib.crc32
+    # Word values are even, passage values odd: the two never collide in the index.
+    return tuple(sorted([crc32(w.encode()) << 1 for w in content])[:size]), len(content)
 
 
 def passage_fingerprints(text: str, sampling: int, limit: int) -> tuple[int, ...]:
     """Hashes of the 5-word shingles of ``text`` that are 0 modulo ``sampling``: the same
     passage gives the same fingerprints in every copy, wherever it sits in the article."""
-    words = _words(text)
+    return _passage_fingerprints(_words(text), sampling, limit)
+
+
+def _passage_fingerprints(words: list[str], sampling: int, limit: int) -> tuple[int, ...]:
     found: set[int] = set()
+    crc32 = zlib.crc32
     for i in range(len(words) - _SHINGLE_WORDS + 1):
-        value = _passage_hash(" ".join(words[i : i + _SHINGLE_WORDS]))
-        if (value >> 1) % sampling == 0:
-            found.add(value)
+        value = crc32(" ".join(words[i : i + _SHINGLE_WORDS]).encode())
+        if value % sampling == 0:
+            found.add(value << 1 | 1)
     return tuple(sorted(found)[:limit])
 
 
@@ -143,14 +150,24 @@ def estimated_jaccard(a: tuple[int, ...], b: tuple[int, ...], size: int) -> floa
     return sum(value in in_both for value in union_bottom) / len(union_bottom)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     article_id: str
     story_id: str
-    words: tuple[int, ...]
+    # The word sketch then the passage fingerprints, as 8-byte machine integers: a tuple of
+    # Python ints costs 40 bytes a value, and an entry holds a dozen to a hundred values.
+    values: array[int]
+    sketch_length: int  # how many of ``values`` are the word sketch
     word_count: int
-    fingerprints: tuple[int, ...]
     seen_at: float
+
+    @property
+    def words(self) -> array[int]:
+        return self.values[: self.sketch_length]
+
+    @property
+    def fingerprints(self) -> array[int]:
+        return self.values[self.sketch_length :]
 
 
 class StoryClusterer:
@@ -196,11 +213,16 @@ class StoryClusterer:
         seq = self._by_article.get(article_id)
         if seq is not None:
             return self._entries[seq].story_id
-        words, word_count = word_sketch(text, self.sketch_size)
-        fingerprints = passage_fingerprints(text, self.fingerprint_sampling, self.max_fingerprints)
+        text_words = _words(text)
+        words, word_count = _word_sketch(text_words, self.sketch_size)
+        fingerprints = _passage_fingerprints(
+            text_words, self.fingerprint_sampling, self.max_fingerprints
+        )
         story_id = self._best_story(words, word_count, fingerprints) or article_id
         seq, self._next_seq = self._next_seq, self._next_seq + 1
-        self._entries[seq] = _Entry(article_id, story_id, words, word_count, fingerprints, now)
+        self._entries[seq] = _Entry(
+            article_id, story_id, array("Q", words + fingerprints), len(words), word_count, now
+        )
         self._by_article[article_id] = seq
         for value in words + fingerprints:
             posting = self._index.setdefault(value, [])
@@ -260,7 +282,7 @@ class StoryClusterer:
             del self._entries[seq]
             if self._by_article.get(entry.article_id) == seq:
                 del self._by_article[entry.article_id]
-            for value in entry.words + entry.fingerprints:
+            for value in entry.values:
                 posting = self._index.get(value)
                 if posting is None:
                     continue

@@ -58,6 +58,16 @@ def test_and_or_not_and_parentheses():
     assert topics(tax, "Huawei ban tennis") == set()
 
 
+def test_a_branch_that_holds_without_any_of_its_terms_is_not_skipped():
+    # The classifier skips subtrees none of whose terms occurs, except those a NOT can satisfy.
+    tax = taxonomy("huawei AND (ban OR NOT tennis)", "zte NEAR/3 (kit OR gear)")
+    assert topics(tax, "Huawei news") == {"t"}
+    assert topics(tax, "Huawei tennis") == set()
+    assert topics(tax, "Huawei tennis ban") == {"t"}
+    assert topics(tax, "ZTE sells kit") == {"t"}
+    assert topics(tax, "ZTE sells phones") == set()
+
+
 def test_adjacent_terms_are_anded():
     tax = taxonomy("huawei ban")
     assert topics(tax, "ban on huawei") == {"t"}
