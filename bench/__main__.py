@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ["spikes", "feeds", "classify"]
+BENCHES = ["spikes", "feeds", "classify", "alerts"]
 RESULTS = Path(__file__).with_name("results")
 
 
