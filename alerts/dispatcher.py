@@ -13,6 +13,7 @@ that hard-bounces repeatedly is suppressed. Digest items are combined when their
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -54,6 +55,7 @@ class Policy:
     retry_schedule_seconds: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000)
     timing: Timing = Timing()
     concurrency_per_endpoint: int = 4
+    max_in_flight: int = 16
     attempt_timeout_seconds: float = 15.0
     disable_after_seconds: float = 5 * 86400.0
     suppress_after_hard_failures: int = 3
@@ -112,22 +114,29 @@ class Dispatcher:
             ]
             wait = min([1.0, *(max(t - now, 0.01) for t in upcoming)])
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+            # lands with a wake-up, and the service would hang at shutdown.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     async def deliver_due(self) -> int:
         """Collect due digests, try every due notification once and wait for the attempts;
         return how many were tried (tests and ``deliveries replay`` use this)."""
         self.collect_digests()
-        tasks = self._start_due()
-        if tasks:
+        tried = 0
+        while tasks := self._start_due():
             await asyncio.gather(*tasks)
-        return len(tasks)
+            tried += len(tasks)
+        return tried
 
     def _start_due(self) -> list[asyncio.Task[None]]:
-        rows = self.store.due(self.clock(), limit=self.batch_size, exclude=self._in_flight)
+        # A cap on deliveries in flight: queueing a thousand requests in the HTTP pool at once
+        # makes each wait behind the others (and time out) instead of going faster.
+        room = min(self.batch_size, self.policy.max_in_flight - len(self._in_flight))
+        if room <= 0:
+            return []
+        rows = self.store.due(self.clock(), limit=room, exclude=self._in_flight)
         tasks = []
         for row in rows:
             task = asyncio.create_task(self._deliver(row), name=f"deliver {row.message_id}")

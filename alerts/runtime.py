@@ -20,6 +20,7 @@ def policy_from(settings: Settings) -> Policy:
             repeat_interval_seconds=settings.alert_repeat_interval_seconds,
         ),
         concurrency_per_endpoint=settings.delivery_concurrency_per_endpoint,
+        max_in_flight=settings.delivery_max_in_flight,
         attempt_timeout_seconds=settings.delivery_timeout_seconds + 5,
         disable_after_seconds=settings.endpoint_disable_after_seconds,
         suppress_after_hard_failures=settings.email_suppress_after_hard_failures,

@@ -298,6 +298,7 @@ class DeliveryStore:
         notifications are ignored (deterministic ids). Returns how many were new."""
         now = time.time() if now is None else now
         added = 0
+        encoded: dict[int, str] = {}
         with self._transaction() as db:
             for n, due_at, status in notifications:
                 older = db.execute(
@@ -306,7 +307,10 @@ class DeliveryStore:
                     (n.group_key, n.spike.get("spike_id", ""), status, n.message_id),
                 ).fetchall()
                 due_at = min([due_at, *(o[1] for o in older)])
-                if _insert(db, n, status, due_at, now):
+                # One spike fans out to many subscribers: serialise it once.
+                if id(n.spike) not in encoded:
+                    encoded[id(n.spike)] = json.dumps(n.spike)
+                if _insert(db, n, status, due_at, now, encoded[id(n.spike)]):
                     added += 1
                     for o in older:
                         db.execute(
@@ -512,7 +516,12 @@ class DeliveryStore:
 
 
 def _insert(
-    db: sqlite3.Connection, n: Notification, status: str, due_at: float, now: float
+    db: sqlite3.Connection,
+    n: Notification,
+    status: str,
+    due_at: float,
+    now: float,
+    spike_json: str | None = None,
 ) -> bool:
     """Add one notification to the outbox unless its id is already there."""
     cursor = db.execute(
@@ -529,7 +538,7 @@ def _insert(
             n.spike.get("spike_id", ""),
             n.group_key,
             n.kind,
-            json.dumps(n.spike),
+            spike_json or json.dumps(n.spike),
             status,
             due_at,
             now,

@@ -78,7 +78,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     taxonomy = load_taxonomy(settings.taxonomy)
     detector = build_detector(settings, list(taxonomy.topics))
     entities = {e: taxonomy.entity_spellings(e) for e in settings.spike.entities}
-    processor = ArticleProcessor(taxonomy)
+    processor = ArticleProcessor(
+        taxonomy,
+        dedupe_horizon_seconds=settings.dedupe_horizon_seconds,
+        story_horizon_seconds=settings.story_horizon_seconds,
+    )
     if not args.source.is_file():
         raise ConfigError(f"{args.source}: no such file")
     progress = _progress_bar(args.source) if sys.stderr.isatty() else None

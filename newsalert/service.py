@@ -206,8 +206,9 @@ async def run_until_stopped(
     try:
         await service.start(streams=streams, connectors=connectors)
         while not stop.is_set():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):  # not wait_for: it can swallow a cancel
+                    await stop.wait()
             failed = service.failed_task()
             if failed is not None:
                 exc = failed.exception() if not failed.cancelled() else None

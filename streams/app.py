@@ -84,7 +84,11 @@ def create_app(
     spikes_topic = app.topic(TOPICS.spikes, key_type=str, value_type=Spike)
 
     taxonomy = load_taxonomy(settings.taxonomy)
-    processor = ArticleProcessor(taxonomy)
+    processor = ArticleProcessor(
+        taxonomy,
+        dedupe_horizon_seconds=settings.dedupe_horizon_seconds,
+        story_horizon_seconds=settings.story_horizon_seconds,
+    )
     detector = build_detector(settings, list(taxonomy.topics))
     app.detector = detector
     entities = {e: taxonomy.entity_spellings(e) for e in settings.spike.entities}

@@ -23,10 +23,11 @@ class ArticleProcessor:
         taxonomy: Taxonomy,
         dedupe_horizon_seconds: float = 7 * 86400,
         max_tracked: int = 200_000,
+        story_horizon_seconds: float = 3 * 86400,
     ) -> None:
         self.taxonomy = taxonomy
         self.deduper = ExactDeduper(horizon_seconds=dedupe_horizon_seconds, max_entries=max_tracked)
-        self.stories = StoryClusterer()
+        self.stories = StoryClusterer(horizon_seconds=story_horizon_seconds)
 
     def process(self, raw: dict[str, Any], now: float) -> Processed:
         title = clean_text(raw.get("title") or "")

@@ -290,6 +290,11 @@ class Settings(BaseSettings):
     delivery_timeout_seconds: float = Field(default=10.0, gt=0)
     delivery_retry_schedule_seconds: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000)
     delivery_concurrency_per_endpoint: int = Field(default=4, ge=1)
+    delivery_max_in_flight: int = Field(default=16, ge=1)  # deliveries at once, all endpoints
+    # Near-duplicate stories: copies within this horizon share a story_id (streams/stories).
+    story_horizon_seconds: float = Field(default=3 * 86400.0, gt=0)
+    # Exact duplicates (same canonical URL or normalized text) are dropped within this horizon.
+    dedupe_horizon_seconds: float = Field(default=7 * 86400.0, gt=0)
     # Alertmanager-like grouping per subscriber and topic (README, "Routing").
     alert_group_wait_seconds: float = Field(default=5.0, ge=0)
     alert_group_interval_seconds: float = Field(default=300.0, ge=0)

@@ -336,3 +336,34 @@ async def test_an_endpoint_failing_for_days_is_disabled_and_the_subscriber_told(
     finally:
         await dispatcher.close()
     assert any("webhook endpoint was disabled" in m["Subject"] for m in smtp.messages)
+
+
+async def test_deliveries_in_flight_are_capped_across_endpoints(tmp_path, receiver, smtp):
+    subscribers = [
+        {"name": f"s{i}", "topics": ["5g-security"], "webhook": {"url": receiver.url(f"/h{i}")}}
+        for i in range(12)
+    ]
+    settings = load_settings(
+        None,
+        data_dir=tmp_path,
+        allow_private_networks="127.0.0.0/8",
+        alert_group_wait_seconds=0,
+        delivery_max_in_flight=3,
+        subscriptions=subscribers,
+    )
+    receiver.delay_seconds = 0.05
+    dispatcher = dispatcher_for(settings, Clock())
+    seen: list[int] = []
+    original = dispatcher._attempt
+
+    async def counting(channel, outgoing):
+        seen.append(len(dispatcher._in_flight))
+        return await original(channel, outgoing)
+
+    dispatcher._attempt = counting
+    try:
+        assert await dispatcher.accept(sample_spike()) == 12
+        assert await dispatcher.deliver_due() == 12
+    finally:
+        await dispatcher.close()
+    assert len(receiver.received) == 12 and max(seen) == 3
