@@ -261,6 +261,7 @@ class Settings(BaseSettings):
 
     broker: str | None = None
     data_dir: Path = Path("newsalert-data")
+    # Reserved for PostgreSQL state; refused until it exists (state is DATA_DIR/newsalert.sqlite3).
     database_url: str | None = None
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
@@ -305,6 +306,16 @@ class Settings(BaseSettings):
     # Where subscribers reach the service's unsubscribe and mute links (behind a proxy, its
     # public address); default: the metrics endpoint's own address.
     public_url: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _no_postgres_yet(cls, url: str | None) -> str | None:
+        if url:
+            raise ValueError(
+                "PostgreSQL state is not implemented yet; leave database_url unset to keep "
+                "state in DATA_DIR/newsalert.sqlite3"
+            )
+        return None
 
     @field_validator("broker")
     @classmethod

@@ -59,3 +59,12 @@ def test_subscription_without_channel_is_refused(tmp_path):
 def test_broker_must_be_a_kafka_url():
     with pytest.raises(ConfigError, match="kafka://HOST:PORT"):
         load_settings(None, broker="localhost:9092")
+
+
+def test_database_url_is_refused_rather_than_silently_ignored(tmp_path):
+    import pytest
+
+    from streams.settings import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="PostgreSQL state is not implemented"):
+        load_settings(None, data_dir=tmp_path, database_url="postgresql://localhost/na")
