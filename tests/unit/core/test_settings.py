@@ -62,9 +62,5 @@ def test_broker_must_be_a_kafka_url():
 
 
 def test_database_url_is_refused_rather_than_silently_ignored(tmp_path):
-    import pytest
-
-    from streams.settings import ConfigError, load_settings
-
     with pytest.raises(ConfigError, match="PostgreSQL state is not implemented"):
         load_settings(None, data_dir=tmp_path, database_url="postgresql://localhost/na")
