@@ -38,12 +38,9 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.classify.evaluate import LabelledSetError, labelled_topics, predict, read_labelled
     from streams.classify.evaluate import score as score_outcomes
-    from streams.classify.taxonomy import TaxonomyError, load_taxonomy
+    from streams.classify.taxonomy import load_taxonomy
 
-    try:
-        taxonomy = load_taxonomy(settings.taxonomy)
-    except TaxonomyError as exc:
-        raise ConfigError(str(exc)) from None
+    taxonomy = load_taxonomy(settings.taxonomy)  # newsalert.cli reports a TaxonomyError
     try:
         articles = read_labelled(args.labelled, taxonomy.topics)
     except LabelledSetError as exc:
