@@ -167,6 +167,10 @@ class DeliveryStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
+        # Parsed subscribers, valid while no connection changed the database: PRAGMA
+        # data_version moves when another connection (the CLI) commits; our own subscriber
+        # writes clear the cache themselves.
+        self._subscribers: tuple[int, list[StoredSubscriber]] | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -197,6 +201,7 @@ class DeliveryStore:
 
     def sync_config(self, subscriptions: Iterable[SubscriptionConfig], now: float | None = None):
         """Make the config file's subscribers exactly those given; CLI-added ones stay."""
+        self._subscribers = None
         now = time.time() if now is None else now
         configs = {s.name: s for s in subscriptions}
         with self._transaction() as db:
@@ -213,6 +218,7 @@ class DeliveryStore:
 
     def add_subscriber(self, config: SubscriptionConfig, now: float | None = None) -> None:
         """Add (or replace) a CLI subscriber. A config-file subscriber cannot be replaced."""
+        self._subscribers = None
         now = time.time() if now is None else now
         with self._transaction() as db:
             row = db.execute(
@@ -229,6 +235,7 @@ class DeliveryStore:
             )
 
     def remove_subscriber(self, name: str) -> bool:
+        self._subscribers = None
         with self._transaction() as db:
             row = db.execute("SELECT origin FROM subscribers WHERE name = ?", (name,)).fetchone()
             if row is None:
@@ -241,11 +248,16 @@ class DeliveryStore:
         return True
 
     def subscribers(self) -> list[StoredSubscriber]:
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if self._subscribers is not None and self._subscribers[0] == version:
+            return self._subscribers[1]
         rows = self._db.execute("SELECT spec, origin FROM subscribers ORDER BY name").fetchall()
-        return [
+        parsed = [
             StoredSubscriber(SubscriptionConfig.model_validate_json(r["spec"]), r["origin"])
             for r in rows
         ]
+        self._subscribers = (version, parsed)
+        return parsed
 
     def subscriber(self, name: str) -> SubscriptionConfig | None:
         row = self._db.execute("SELECT spec FROM subscribers WHERE name = ?", (name,)).fetchone()

@@ -367,3 +367,25 @@ async def test_deliveries_in_flight_are_capped_across_endpoints(tmp_path, receiv
     finally:
         await dispatcher.close()
     assert len(receiver.received) == 12 and max(seen) == 3
+
+
+async def test_a_subscriber_added_by_the_cli_is_seen_by_a_running_dispatcher(
+    tmp_path, receiver, smtp
+):
+    from alerts.store import DeliveryStore
+    from streams.settings import SubscriptionConfig
+
+    dispatcher = dispatcher_for(settings_for(tmp_path, receiver, smtp), Clock())
+    cli_store = DeliveryStore(tmp_path / "newsalert.sqlite3")
+    try:
+        assert [s.name for s in dispatcher.subscribers()] == ["desk"]  # now cached
+        cli_store.add_subscriber(
+            SubscriptionConfig(name="late", topics=["5g-security"], email="l@example.org")
+        )
+        assert [s.name for s in dispatcher.subscribers()] == ["desk", "late"]
+        assert await dispatcher.accept(sample_spike()) == 3
+        cli_store.remove_subscriber("late")
+        assert [s.name for s in dispatcher.subscribers()] == ["desk"]
+    finally:
+        cli_store.close()
+        await dispatcher.close()
