@@ -63,23 +63,23 @@ class Term:
 
 
 @dataclass(frozen=True)
-class And:
+class _Branch:
     children: tuple[Node, ...]
     specs: frozenset[TermSpec] = field(init=False, repr=False, compare=False)
     needs_hit: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _derive(self)
+        _derive(self)  # type: ignore[arg-type]  # only And and Or are ever built
 
 
 @dataclass(frozen=True)
-class Or:
-    children: tuple[Node, ...]
-    specs: frozenset[TermSpec] = field(init=False, repr=False, compare=False)
-    needs_hit: bool = field(init=False, repr=False, compare=False)
+class And(_Branch):
+    pass
 
-    def __post_init__(self) -> None:
-        _derive(self)
+
+@dataclass(frozen=True)
+class Or(_Branch):
+    pass
 
 
 @dataclass(frozen=True)
