@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench demo clean
+.PHONY: run test lint format bench demo clean postgres
+
+# The tests start their own PostgreSQL cluster from Debian's postgresql package's binaries.
+POSTGRES_INITDB = $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +29,15 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP) lint
+postgres:
+	@if [ -z "$(POSTGRES_INITDB)" ]; then \
+		echo "installing Debian's postgresql package (the tests start a throwaway cluster)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y --no-install-recommends postgresql \
+		|| { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends postgresql; }; \
+	fi
+
+test: $(STAMP) lint postgres
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -261,7 +261,8 @@ class Settings(BaseSettings):
 
     broker: str | None = None
     data_dir: Path = Path("newsalert-data")
-    # Reserved for PostgreSQL state; refused until it exists (state is DATA_DIR/newsalert.sqlite3).
+    # PostgreSQL for feed, subscription and delivery state (postgresql://USER:PASS@HOST/DB);
+    # unset: the SQLite file DATA_DIR/newsalert.sqlite3.
     database_url: str | None = None
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
@@ -309,13 +310,16 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _no_postgres_yet(cls, url: str | None) -> str | None:
-        if url:
+    def _postgres_url(cls, url: str | None) -> str | None:
+        if url in (None, ""):
+            return None
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in ("postgresql", "postgres") or len(url) <= len(scheme) + 3:
             raise ValueError(
-                "PostgreSQL state is not implemented yet; leave database_url unset to keep "
-                "state in DATA_DIR/newsalert.sqlite3"
+                "database_url must be a PostgreSQL URL (postgresql://USER:PASSWORD@HOST:PORT/DB); "
+                "leave it unset to keep state in DATA_DIR/newsalert.sqlite3"
             )
-        return None
+        return url
 
     @field_validator("broker")
     @classmethod
@@ -342,6 +346,11 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.data_dir / "newsalert.sqlite3"
+
+    @property
+    def state_database(self) -> Path | str:
+        """What newsalert.database.open_database opens: the PostgreSQL URL, else the file."""
+        return self.database_url or self.database_path
 
     @classmethod
     def settings_customise_sources(

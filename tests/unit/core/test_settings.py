@@ -61,6 +61,12 @@ def test_broker_must_be_a_kafka_url():
         load_settings(None, broker="localhost:9092")
 
 
-def test_database_url_is_refused_rather_than_silently_ignored(tmp_path):
-    with pytest.raises(ConfigError, match="PostgreSQL state is not implemented"):
-        load_settings(None, data_dir=tmp_path, database_url="postgresql://localhost/na")
+def test_database_url_must_be_a_postgres_url(tmp_path):
+    with pytest.raises(ConfigError, match="must be a PostgreSQL URL"):
+        load_settings(None, data_dir=tmp_path, database_url="mysql://localhost/na")
+
+
+def test_state_lives_in_postgres_when_database_url_is_set(tmp_path):
+    url = "postgresql://na:secret@127.0.0.1:5432/na"
+    assert load_settings(None, data_dir=tmp_path, database_url=url).state_database == url
+    assert load_settings(None, data_dir=tmp_path).state_database == tmp_path / "newsalert.sqlite3"

@@ -1,0 +1,254 @@
+"""The state database: a SQLite file by default, PostgreSQL when ``database_url`` is set.
+
+Stores (connectors.state, alerts.store) write one portable SQL text with ``?`` placeholders
+and SQLite's schema words; this layer turns them into PostgreSQL's where they differ, so a
+store has one body of queries and each dialect gets what it needs. Rows answer both
+``row[0]`` and ``row["name"]``, as sqlite3.Row does.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+class Row(tuple):
+    """A result row readable by position and by column name."""
+
+    _names: dict[str, int]
+
+    def __new__(cls, names: dict[str, int], values: Sequence[Any]) -> Row:
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._names[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Database:
+    """One connection; calls are short and come from one thread at a time."""
+
+    dialect: str
+    where: str  # for messages: a path, or the URL without its password
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def create_schema(self, ddl: str) -> None:
+        """Run ``CREATE ... IF NOT EXISTS`` statements separated by semicolons."""
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """A write transaction that holds its locks from the first statement on."""
+        raise NotImplementedError
+        yield self
+
+    def columns(self, table: str) -> set[str]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, path: Path | str, busy_timeout_seconds: float = 10.0) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.where = str(path)
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_seconds)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        return self._db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._db.executemany(sql, rows)
+
+    def create_schema(self, ddl: str) -> None:
+        self._db.executescript(ddl)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        self._db.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first write
+        try:
+            yield self
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def columns(self, table: str) -> set[str]:
+        return {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+
+    def data_version(self) -> int:
+        """Moves when another connection commits (SQLite's PRAGMA data_version)."""
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# SQLite schema words and their PostgreSQL spelling; the SQL text is ours, so a few exact
+# rewrites suffice (no parser).
+_DDL_WORDS = [
+    (re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b", re.I), "BIGSERIAL PRIMARY KEY"),
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+]
+
+
+@lru_cache(maxsize=512)
+def postgres_sql(sql: str) -> str:
+    """``?`` placeholders become ``%s`` (and a literal ``%`` is doubled) for psycopg."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def postgres_ddl(ddl: str) -> str:
+    for pattern, replacement in _DDL_WORDS:
+        ddl = pattern.sub(replacement, ddl)
+    return ddl
+
+
+def _without_comments(ddl: str) -> str:
+    return re.sub(r"--[^\n]*", "", ddl)
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+
+    def __init__(self, url: str, connect_timeout_seconds: float = 10.0) -> None:
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - psycopg is a dependency
+            raise RuntimeError("database_url needs psycopg: pip install 'psycopg[binary]'") from exc
+        self._psycopg = psycopg
+        self.url = url
+        self.where = redacted(url)
+        self._connect_timeout = max(1, int(connect_timeout_seconds))
+        self._connection = self._connect()
+        self._in_transaction = False
+
+    def _connect(self) -> Any:
+        try:
+            connection = self._psycopg.connect(
+                self.url, autocommit=True, connect_timeout=self._connect_timeout
+            )
+        except self._psycopg.OperationalError as exc:
+            raise ConnectionError(f"cannot reach PostgreSQL at {self.where}: {exc}") from None
+        connection.row_factory = _row_factory
+        return connection
+
+    def _cursor_for(self, run: Any) -> Any:
+        """Run once; if the connection was lost outside a transaction, reconnect and rerun."""
+        try:
+            return run(self._connection.cursor())
+        except self._psycopg.OperationalError:
+            if self._in_transaction or not self._connection.broken:
+                raise
+            self._connection = self._connect()
+            return run(self._connection.cursor())
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        query = postgres_sql(sql)
+
+        def run(cursor: Any) -> Any:
+            cursor.execute(query, tuple(params))
+            return cursor
+
+        return self._cursor_for(run)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        query = postgres_sql(sql)
+        batch = [tuple(row) for row in rows]
+        if batch:
+            self._cursor_for(lambda cursor: cursor.executemany(query, batch))
+
+    def create_schema(self, ddl: str) -> None:
+        statements = [s.strip() for s in _without_comments(postgres_ddl(ddl)).split(";")]
+        with self.transaction():
+            # Two processes creating the same schema at once would race on the catalog.
+            self._connection.execute("SELECT pg_advisory_xact_lock(4242001)")
+            for statement in statements:
+                if statement:
+                    self._connection.execute(statement)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        if self._connection.broken:
+            self._connection = self._connect()
+        self._in_transaction = True
+        try:
+            with self._connection.transaction():
+                yield self
+        finally:
+            self._in_transaction = False
+
+    def columns(self, table: str) -> set[str]:
+        rows = self.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ?",
+            (table,),
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def _row_factory(cursor: Any) -> Any:
+    names = {column.name: i for i, column in enumerate(cursor.description or ())}
+    return lambda values: Row(names, values)
+
+
+def redacted(url: str) -> str:
+    """The URL with its password replaced, for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+
+
+def is_postgres_url(target: object) -> bool:
+    return isinstance(target, str) and target.split("://", 1)[0].lower() in POSTGRES_SCHEMES
+
+
+def open_database(target: Path | str) -> Database:
+    """A PostgreSQL URL opens PostgreSQL; anything else is a SQLite file path."""
+    if is_postgres_url(target):
+        return PostgresDatabase(str(target))
+    return SqliteDatabase(target)

@@ -1,0 +1,79 @@
+"""The state database layer against both real backends: SQLite and a local PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from newsalert.database import open_database, postgres_ddl, postgres_sql, redacted
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS things (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE, -- a comment; with a semicolon
+    weight REAL,
+    payload BLOB
+);
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    if request.param == "sqlite":
+        target = tmp_path / "state.sqlite3"
+    else:
+        target = request.getfixturevalue("postgres_url")
+    db = open_database(target)
+    db.create_schema(SCHEMA)
+    yield db
+    db.close()
+
+
+def test_rows_read_by_name_and_position(database):
+    row = database.execute(
+        "INSERT INTO things (name, weight) VALUES (?, ?) RETURNING id, name", ("a", 1.5)
+    ).fetchone()
+    assert row["name"] == row[1] == "a"
+    assert dict(database.execute("SELECT name, weight FROM things").fetchone()) == {
+        "name": "a",
+        "weight": 1.5,
+    }
+
+
+def test_a_failed_transaction_leaves_nothing(database):
+    with pytest.raises(RuntimeError):
+        with database.transaction() as db:
+            db.execute("INSERT INTO things (name) VALUES (?)", ("gone",))
+            raise RuntimeError("boom")
+    assert database.execute("SELECT COUNT(*) FROM things").fetchone()[0] == 0
+
+
+def test_upserts_and_percent_signs_are_portable(database):
+    sql = "INSERT INTO things (name) VALUES (?) ON CONFLICT (name) DO NOTHING"
+    database.executemany(sql, [("50%",), ("50%",), ("x",)])
+    names = [
+        r[0]
+        for r in database.execute(
+            "SELECT name FROM things WHERE name LIKE '%\\%%' ESCAPE '\\' ORDER BY name"
+        )
+    ]
+    assert names == ["50%"]
+
+
+def test_schema_creation_is_repeatable_and_columns_are_listed(database):
+    database.create_schema(SCHEMA)
+    assert database.columns("things") == {"id", "name", "weight", "payload"}
+
+
+def test_postgres_spelling_of_sqlite_words():
+    assert postgres_sql("SELECT ? WHERE a LIKE 'x%'") == "SELECT %s WHERE a LIKE 'x%%'"
+    assert "BIGSERIAL PRIMARY KEY" in postgres_ddl("id INTEGER PRIMARY KEY AUTOINCREMENT")
+    assert postgres_ddl("w REAL, n INTEGER") == "w DOUBLE PRECISION, n BIGINT"
+
+
+def test_passwords_never_appear_in_messages():
+    assert redacted("postgresql://u:s3cret@db:5432/na") == "postgresql://u:***@db:5432/na"
+
+
+def test_an_unreachable_server_is_a_clear_error(postgres_server):
+    with pytest.raises(ConnectionError, match="cannot reach PostgreSQL at postgresql://"):
+        open_database("postgresql://newsalert@127.0.0.1:1/none")
