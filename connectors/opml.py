@@ -25,6 +25,7 @@ class OpmlFeed:
     name: str | None = None
     tags: tuple[str, ...] = ()
     interval_seconds: float | None = None
+    full_text: bool = False  # newsalert's own attribute: fetch each article page's text
 
 
 def read_opml(data: bytes) -> tuple[list[OpmlFeed], list[str]]:
@@ -78,7 +79,9 @@ def _walk(
         ]
         tags = tuple(dict.fromkeys([*folders, *categories]))
         name = label if label != url else None  # exporters put the URL in text when unnamed
-        feeds.append(OpmlFeed(url, name, tags, _interval(attrs.get("newsalert-interval"))))
+        interval = _interval(attrs.get("newsalert-interval"))
+        full_text = attrs.get("newsalert-full-text", "").lower() in ("true", "1", "yes")
+        feeds.append(OpmlFeed(url, name, tags, interval, full_text))
         if len(outline):
             _walk(outline, (*folders, label) if label else folders, feeds, skipped, seen)
 
@@ -105,6 +108,8 @@ def write_opml(feeds: Iterable[OpmlFeed], title: str = "newsalert feeds") -> byt
             attrs["category"] = ",".join(feed.tags)
         if feed.interval_seconds:
             attrs["newsalert-interval"] = f"{feed.interval_seconds:g}"
+        if feed.full_text:
+            attrs["newsalert-full-text"] = "true"
         ET.SubElement(body, "outline", attrs)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"

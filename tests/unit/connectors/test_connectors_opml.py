@@ -31,6 +31,7 @@ def test_export_then_import_gives_the_same_feeds():
     feeds = [
         OpmlFeed("https://a.example/feed?x=1&y=2", "A & B", ("world", "tech"), 600.0),
         OpmlFeed("https://b.example/rss"),
+        OpmlFeed("https://c.example/summaries", full_text=True),
     ]
     assert read_opml(write_opml(feeds)) == (feeds, [])
 
