@@ -8,6 +8,9 @@ the receiver's ``Retry-After`` says so). A message that exhausts the schedule, o
 good, becomes a dead letter, which ``newsalert deliveries replay`` can resend. An endpoint
 answering 410, or failing for days, is disabled and its subscriber told by e-mail; an address
 that hard-bounces repeatedly is suppressed. Digest items are combined when their time comes.
+
+Two dispatchers may share one database (two service processes on one PostgreSQL): each claims
+the rows it delivers (``DeliveryStore.claim_due``), so a due message goes to one of them.
 """
 
 from __future__ import annotations
@@ -136,7 +139,9 @@ class Dispatcher:
         room = min(self.batch_size, self.policy.max_in_flight - len(self._in_flight))
         if room <= 0:
             return []
-        rows = self.store.due(self.clock(), limit=room, exclude=self._in_flight)
+        rows = self.store.claim_due(
+            self.clock(), limit=room, lease_seconds=self.claim_seconds(), exclude=self._in_flight
+        )
         tasks = []
         for row in rows:
             task = asyncio.create_task(self._deliver(row), name=f"deliver {row.message_id}")
@@ -144,6 +149,14 @@ class Dispatcher:
             task.add_done_callback(lambda _t, mid=row.message_id: self._done(mid))
             tasks.append(task)
         return tasks
+
+    def claim_seconds(self) -> float:
+        """How long a claimed delivery may take before another dispatcher may take it over:
+        a wait for its endpoint's slot behind every other delivery in flight, then its own
+        attempt, with one attempt to spare."""
+        policy = self.policy
+        waits = -(-policy.max_in_flight // max(policy.concurrency_per_endpoint, 1))
+        return policy.attempt_timeout_seconds * (waits + 1) + 60.0
 
     def _done(self, message_id: str) -> None:
         self._in_flight.pop(message_id, None)

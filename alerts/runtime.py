@@ -33,7 +33,7 @@ def build_dispatcher(
     """The dispatcher, with config-file subscribers synced into the database (CLI-added ones
     are kept) unless ``sync_config`` is false (a CLI command run without ``--config`` must not
     drop the file's subscribers). ``public_url`` is where unsubscribe and mute links point."""
-    store = DeliveryStore(settings.database_path)
+    store = DeliveryStore(settings.state_database)
     if sync_config:
         store.sync_config(settings.subscriptions)
     channels = {"webhook": WebhookChannel(settings), "email": EmailChannel(settings.smtp)}

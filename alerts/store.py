@@ -1,4 +1,5 @@
-"""The durable side of alerting, in the service's SQLite file.
+"""The durable side of alerting, in the service's state database (newsalert.database: the
+SQLite file by default, PostgreSQL when ``database_url`` is set), with one body of SQL for both.
 
 - ``subscribers``: from the config file (re-synced at start and on SIGHUP) or the CLI;
 - ``outbox``: every notification, from ``pending`` to ``delivered`` or ``dead`` (a dead letter,
@@ -6,25 +7,34 @@
   until its digest is sent (then ``digested``); ``delivery_attempts`` logs each try;
 - ``endpoints``: health per subscriber channel (failing since, hard failures, disabled);
 - ``silences``, ``announced_stories``, ``alert_groups`` (when a group last sent);
-- ``meta``: the key that signs unsubscribe and mute links.
+- ``meta``: the key that signs unsubscribe and mute links, and ``subscribers_version``, a
+  counter bumped in the same transaction as every subscriber write, so a running service sees
+  a subscriber the CLI added (another process) without parsing the subscribers per spike.
 
 Notifications are written here before the spike's offset is committed and leave the pending
 set only once a channel confirmed them, so nothing accepted is lost across restarts.
+
+Several dispatchers may share one database (two service processes on one PostgreSQL, or on
+one SQLite file): ``claim_due`` marks the rows it hands out as claimed by this store until a
+lease ends (FOR UPDATE SKIP LOCKED on PostgreSQL, the write lock on SQLite), so no other
+dispatcher takes them meanwhile; the attempt's record, or ``close``, ends the claim. A
+process that dies mid-delivery leaves its claims to expire with their lease, after which
+another dispatcher (or the restarted one) retries them: at least once, as before.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alerts.routing import Notification
+from newsalert.database import Database, open_database
 from streams.settings import SubscriptionConfig
 
 _SCHEMA = """
@@ -53,12 +63,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    delivered_at REAL
+    delivered_at REAL,
+    claimed_until REAL,               -- a dispatcher is delivering it until then
+    claimed_by TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_group ON outbox (group_key, status);
 CREATE TABLE IF NOT EXISTS delivery_attempts (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     message_id TEXT NOT NULL,
     attempt INTEGER NOT NULL,
     at REAL NOT NULL,
@@ -88,7 +100,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
     PRIMARY KEY (subscriber, channel, target)
 );
 CREATE TABLE IF NOT EXISTS silences (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     subscriber TEXT NOT NULL,
     key TEXT NOT NULL,                -- a topic, or entity:NAME
     until REAL NOT NULL,
@@ -96,6 +108,9 @@ CREATE TABLE IF NOT EXISTS silences (
     created_at REAL NOT NULL
 );
 """
+
+# Outbox columns newer than the first SQLite files; added to those at open.
+_ADDED_OUTBOX_COLUMNS = {"claimed_until": "REAL", "claimed_by": "TEXT"}
 
 
 @dataclass(frozen=True)
@@ -157,45 +172,62 @@ class StoredSubscriber:
 
 class DeliveryStore:
     """One connection per user (service, CLI); all calls are short transactions, so the CLI
-    can change subscriptions while the service runs (WAL, busy timeout)."""
+    can change subscriptions while the service runs. ``target`` is what
+    ``Settings.state_database`` says: a SQLite file path or a PostgreSQL URL."""
 
-    def __init__(self, path: Path | str) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=10)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
-        # Parsed subscribers, valid while no connection changed the database: PRAGMA
-        # data_version moves when another connection (the CLI) commits; our own subscriber
-        # writes clear the cache themselves.
+    def __init__(self, target: Path | str) -> None:
+        self._db: Database = open_database(target)
+        self.where = self._db.where
+        try:
+            self._db.create_schema(_SCHEMA)
+            self._add_missing_columns()
+        except BaseException:
+            self._db.close()
+            raise
+        # Who holds a claim on an outbox row: this store, in this process.
+        self._claimer = secrets.token_hex(8)
+        self._claimed = False
+        # Parsed subscribers, valid while meta's subscribers_version stays the same.
         self._subscribers: tuple[int, list[StoredSubscriber]] | None = None
+        self._closed = False
+
+    def _add_missing_columns(self) -> None:
+        if not set(_ADDED_OUTBOX_COLUMNS) - self._db.columns("outbox"):
+            return
+        with self._transaction() as db:
+            for name, kind in _ADDED_OUTBOX_COLUMNS.items():
+                if name not in db.columns("outbox"):
+                    db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
-        self._db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """Give back the claims of deliveries that did not finish (stopped mid-way), so the
+        next dispatcher retries them at once rather than when their lease ends."""
+        if self._closed:
+            return
+        self._closed = True
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            if self._claimed:
+                self._db.execute(
+                    "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL "
+                    "WHERE claimed_by = ?",
+                    (self._claimer,),
+                )
+        finally:
+            self._db.close()
+
+    def _transaction(self) -> AbstractContextManager[Database]:
+        return self._db.transaction()
 
     # -- the key of signed links ---------------------------------------------------------
 
     def link_key(self) -> bytes:
-        with self._transaction() as db:
-            row = db.execute("SELECT value FROM meta WHERE key = 'link_key'").fetchone()
-            if row is None:
-                value = secrets.token_hex(32)
-                db.execute("INSERT INTO meta VALUES ('link_key', ?)", (value,))
-            else:
-                value = row[0]
-        return bytes.fromhex(value)
+        # Two processes starting at once: the first key written wins, both read it.
+        self._db.execute(
+            "INSERT INTO meta VALUES ('link_key', ?) ON CONFLICT (key) DO NOTHING",
+            (secrets.token_hex(32),),
+        )
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'link_key'").fetchone()
+        return bytes.fromhex(row[0])
 
     # -- subscribers ---------------------------------------------------------------------
 
@@ -215,24 +247,26 @@ class DeliveryStore:
                     "updated_at = excluded.updated_at",
                     (config.name, _dump(config), now, now),
                 )
+            _subscribers_changed(db)
 
     def add_subscriber(self, config: SubscriptionConfig, now: float | None = None) -> None:
         """Add (or replace) a CLI subscriber. A config-file subscriber cannot be replaced."""
         self._subscribers = None
         now = time.time() if now is None else now
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT origin FROM subscribers WHERE name = ?", (config.name,)
-            ).fetchone()
-            if row is not None and row[0] == "config":
+            # One statement decides, so a config sync running at the same time cannot slip
+            # in between a check and the write.
+            written = db.execute(
+                "INSERT INTO subscribers VALUES (?, ?, 'cli', ?, ?) ON CONFLICT (name) DO "
+                "UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at "
+                "WHERE subscribers.origin = 'cli'",
+                (config.name, _dump(config), now, now),
+            ).rowcount
+            if written != 1:
                 raise ValueError(
                     f"subscriber {config.name!r} is defined in the config file; change it there"
                 )
-            db.execute(
-                "INSERT INTO subscribers VALUES (?, ?, 'cli', ?, ?) ON CONFLICT (name) DO "
-                "UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
-                (config.name, _dump(config), now, now),
-            )
+            _subscribers_changed(db)
 
     def remove_subscriber(self, name: str) -> bool:
         self._subscribers = None
@@ -244,11 +278,17 @@ class DeliveryStore:
                 raise ValueError(
                     f"subscriber {name!r} is defined in the config file; remove it there"
                 )
-            db.execute("DELETE FROM subscribers WHERE name = ?", (name,))
+            db.execute("DELETE FROM subscribers WHERE name = ? AND origin = 'cli'", (name,))
+            _subscribers_changed(db)
         return True
 
     def subscribers(self) -> list[StoredSubscriber]:
-        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        """Parsed once per change: a cheap read of the version, not of every subscriber. A
+        change committed between the two reads below is parsed again next time."""
+        row = self._db.execute(
+            "SELECT value FROM meta WHERE key = 'subscribers_version'"
+        ).fetchone()
+        version = int(row[0]) if row else 0
         if self._subscribers is not None and self._subscribers[0] == version:
             return self._subscribers[1]
         rows = self._db.execute("SELECT spec, origin FROM subscribers ORDER BY name").fetchall()
@@ -331,25 +371,53 @@ class DeliveryStore:
                             (now, f"superseded by {n.message_id}", o[0]),
                         )
                 db.executemany(
-                    "INSERT OR IGNORE INTO announced_stories VALUES (?, ?, ?)",
+                    "INSERT INTO announced_stories VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     [(n.subscriber, story_id, now) for story_id in n.new_story_ids],
                 )
         return added
 
     def due(self, now: float, limit: int = 100, exclude: Iterable[str] = ()) -> list[OutboxRow]:
+        """Pending notifications due at ``now`` that no dispatcher has claimed (read only)."""
         excluded = list(exclude)
-        marks = ",".join("?" * len(excluded))
         rows = self._db.execute(
-            "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? "
-            + (f"AND message_id NOT IN ({marks}) " if excluded else "")
-            + "ORDER BY next_attempt_at LIMIT ?",
-            (now, *excluded, limit),
+            "SELECT * FROM outbox WHERE " + _DUE + _not_in(excluded) + "ORDER BY next_attempt_at "
+            "LIMIT ?",
+            (now, now, *excluded, limit),
         ).fetchall()
         return [_row(r) for r in rows]
 
+    def claim_due(
+        self,
+        now: float,
+        limit: int = 100,
+        lease_seconds: float = 300.0,
+        exclude: Iterable[str] = (),
+    ) -> list[OutboxRow]:
+        """Like ``due``, but each row returned is claimed by this store until ``now +
+        lease_seconds`` (or until its attempt is recorded): another dispatcher sharing the
+        database does not get it meanwhile, so a message is not sent twice at once."""
+        excluded = list(exclude)
+        # PostgreSQL: rows another claimer has locked right now are skipped, not waited for.
+        # SQLite: the write lock from the start (BEGIN IMMEDIATE), so the rows read are the
+        # rows written; a bare statement reads first and may hand out rows claimed meanwhile.
+        skip_locked = " FOR UPDATE SKIP LOCKED" if self._db.dialect == "postgresql" else ""
+        self._claimed = True
+        with self._transaction() as db:
+            rows = db.execute(
+                "UPDATE outbox SET claimed_until = ?, claimed_by = ? WHERE message_id IN ("
+                "SELECT message_id FROM outbox WHERE " + _DUE + _not_in(excluded) + "ORDER BY "
+                "next_attempt_at LIMIT ?" + skip_locked + ") RETURNING *",
+                (now + lease_seconds, self._claimer, now, now, *excluded, limit),
+            ).fetchall()
+        return sorted((_row(r) for r in rows), key=lambda row: row.next_attempt_at)
+
     def next_due_at(self, status: str = "pending") -> float | None:
+        """When the next notification of ``status`` is due; a claimed one, when its claim
+        ends (it is being delivered: nothing to wake up for before)."""
         row = self._db.execute(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = ?", (status,)
+            "SELECT MIN(CASE WHEN claimed_until > next_attempt_at THEN claimed_until "
+            "ELSE next_attempt_at END) FROM outbox WHERE status = ?",
+            (status,),
         ).fetchone()
         return row[0]
 
@@ -397,8 +465,8 @@ class DeliveryStore:
             attempts = db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, status = ?, last_error = ?, "
                 "next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ?, "
-                "delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END "
-                "WHERE message_id = ? RETURNING attempts",
+                "delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END, "
+                "claimed_until = NULL, claimed_by = NULL WHERE message_id = ? RETURNING attempts",
                 (
                     status,
                     None if status == "delivered" else detail,
@@ -416,7 +484,8 @@ class DeliveryStore:
             )
             key = (row.subscriber, row.channel, row.target)
             db.execute(
-                "INSERT OR IGNORE INTO endpoints (subscriber, channel, target) VALUES (?, ?, ?)",
+                "INSERT INTO endpoints (subscriber, channel, target) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 key,
             )
             if outcome == "delivered":
@@ -429,7 +498,8 @@ class DeliveryStore:
                 db.execute(
                     "INSERT INTO alert_groups VALUES (?, ?, ?) ON CONFLICT (group_key) DO UPDATE "
                     "SET last_sent_at = excluded.last_sent_at, "
-                    "last_started_at = COALESCE(excluded.last_started_at, last_started_at)",
+                    "last_started_at = COALESCE(excluded.last_started_at, "
+                    "alert_groups.last_started_at)",
                     (row.group_key, now, started),
                 )
             else:
@@ -447,7 +517,8 @@ class DeliveryStore:
         now = time.time() if now is None else now
         with self._transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO endpoints (subscriber, channel, target) VALUES (?, ?, ?)",
+                "INSERT INTO endpoints (subscriber, channel, target) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (subscriber, channel, target),
             )
             cursor = db.execute(
@@ -486,7 +557,8 @@ class DeliveryStore:
         now = time.time() if now is None else now
         cursor = self._db.execute(
             "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, "
-            "updated_at = ? WHERE message_id = ? AND status = 'dead'",
+            "updated_at = ?, claimed_until = NULL, claimed_by = NULL "
+            "WHERE message_id = ? AND status = 'dead'",
             (now, now, message_id),
         )
         return cursor.rowcount == 1
@@ -507,12 +579,12 @@ class DeliveryStore:
         now: float | None = None,
     ) -> int:
         now = time.time() if now is None else now
-        cursor = self._db.execute(
+        row = self._db.execute(
             "INSERT INTO silences (subscriber, key, until, reason, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?) RETURNING id",
             (subscriber, key, until, reason, now),
-        )
-        return int(cursor.lastrowid or 0)
+        ).fetchone()
+        return int(row[0])
 
     def silences(self, now: float | None = None) -> list[Silence]:
         """Active silences; expired ones are deleted."""
@@ -528,7 +600,7 @@ class DeliveryStore:
 
 
 def _insert(
-    db: sqlite3.Connection,
+    db: Database,
     n: Notification,
     status: str,
     due_at: float,
@@ -537,9 +609,9 @@ def _insert(
 ) -> bool:
     """Add one notification to the outbox unless its id is already there."""
     cursor = db.execute(
-        "INSERT OR IGNORE INTO outbox (message_id, subscriber, channel, target, topic, state, "
+        "INSERT INTO outbox (message_id, subscriber, channel, target, topic, state, "
         "spike_id, group_key, kind, spike, status, next_attempt_at, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (
             n.message_id,
             n.subscriber,
@@ -573,9 +645,25 @@ def _dump(config: SubscriptionConfig) -> str:
     return json.dumps(data)
 
 
-def _row(r: sqlite3.Row) -> OutboxRow:
+def _row(r: Any) -> OutboxRow:
     data = dict(r)
     data["spike"] = json.loads(data["spike"])
-    for column in ("updated_at",):
+    for column in ("updated_at", "claimed_until", "claimed_by"):
         data.pop(column)
     return OutboxRow(**data)
+
+
+# Due and not being delivered by anyone: (now, now).
+_DUE = "status = 'pending' AND next_attempt_at <= ? AND COALESCE(claimed_until, 0) <= ? "
+
+
+def _not_in(message_ids: list[str]) -> str:
+    return f"AND message_id NOT IN ({','.join('?' * len(message_ids))}) " if message_ids else ""
+
+
+def _subscribers_changed(db: Database) -> None:
+    """Part of every subscriber write's transaction: tells the other processes' stores."""
+    db.execute(
+        "INSERT INTO meta VALUES ('subscribers_version', '1') ON CONFLICT (key) DO UPDATE "
+        "SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)"
+    )

@@ -41,13 +41,18 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.action == "list":
-        store = DeliveryStore(settings.database_path)
-        try:
-            return _list(args, store)
-        finally:
-            store.close()
-    return asyncio.run(_replay(args, settings))
+    from newsalert.cmd_subscribers import database_unreachable
+
+    try:
+        if args.action == "list":
+            store = DeliveryStore(settings.state_database)
+            try:
+                return _list(args, store)
+            finally:
+                store.close()
+        return asyncio.run(_replay(args, settings))
+    except ConnectionError as exc:
+        return database_unreachable("deliveries", exc)
 
 
 def _when(epoch: float | None) -> str:

@@ -25,7 +25,8 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "subscribers",
         help="add, list, remove and test subscribers",
-        description="Manage subscribers stored in the database (DATA_DIR/newsalert.sqlite3). "
+        description="Manage subscribers stored in the state database (DATA_DIR/newsalert.sqlite3, "
+        "or PostgreSQL when database_url is set). "
         "Config-file subscribers are shown but changed in the file (then SIGHUP the service).",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -68,14 +69,23 @@ def add_parser(commands: Any) -> None:
 def open_store(args: argparse.Namespace, settings: Settings) -> DeliveryStore:
     """The database, with the config file's subscribers applied if ``--config`` was given
     (without it the file's subscribers stay as the service last synced them)."""
-    store = DeliveryStore(settings.database_path)
+    store = DeliveryStore(settings.state_database)
     if args.config is not None:
         store.sync_config(settings.subscriptions)
     return store
 
 
+def database_unreachable(command: str, exc: ConnectionError) -> int:
+    """``cannot reach PostgreSQL at postgresql://user:***@...`` in one line, no traceback."""
+    print(f"newsalert {command}: {' '.join(str(exc).split())}", file=sys.stderr)
+    return 3
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    store = open_store(args, settings)
+    try:
+        store = open_store(args, settings)
+    except ConnectionError as exc:
+        return database_unreachable("subscribers", exc)
     try:
         if args.action == "add":
             return _add(args, store, settings)

@@ -59,6 +59,18 @@ def setup_logging(level: str) -> None:
         logging.getLogger(name).setLevel(level if level == "DEBUG" else "WARNING")
 
 
+def state_location(settings: Settings) -> str:
+    """Where durable state lives, for the person at the terminal (no password)."""
+    from newsalert.database import redacted
+
+    return redacted(settings.database_url) if settings.database_url else str(settings.database_path)
+
+
+def one_line(exc: BaseException) -> str:
+    """An error for the terminal in one line (libpq's messages run over several)."""
+    return " ".join(str(exc).split())
+
+
 def say(message: str) -> None:
     """One line for the person at the terminal (stdout, flushed)."""
     print(f"newsalert: {message}", flush=True)
@@ -83,9 +95,15 @@ class Service:
     async def start(self, streams: bool = True, connectors: bool = True) -> None:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.database_url:
+            # Unreachable PostgreSQL: say so now, before starting a broker for nothing.
+            from newsalert.database import open_database
+
+            open_database(settings.database_url).close()
         if settings.broker:
             self.broker_url = settings.broker
             say(f"broker {self.broker_url}")
+            say(f"feed, subscription and delivery state is kept in {state_location(settings)}")
         else:
             self.embedded = EmbeddedBroker(log_path=settings.data_dir / "tansu.log")
             await self.embedded.start()
@@ -94,7 +112,7 @@ class Service:
             say(
                 f"embedded broker (tansu) on {self.embedded.bootstrap_servers}: MEMORY-ONLY, "
                 "Kafka topics are lost when newsalert stops; feed, subscription and delivery "
-                f"state is kept in {settings.database_path}"
+                f"state is kept in {state_location(settings)}"
             )
 
         from streams.topics import ensure_topics
@@ -122,7 +140,7 @@ class Service:
         from alerts.web import SubscriberPages
 
         assert self.http is not None
-        store = DeliveryStore(self.settings.database_path)
+        store = DeliveryStore(self.settings.state_database)
         self.closers.append(store.close)
         pages = SubscriberPages(store, Links("", store.link_key()))
         self.http.add_routes(pages.routes)
@@ -204,7 +222,11 @@ async def run_until_stopped(
     if reload is not None:
         loop.add_signal_handler(signal.SIGHUP, service.reload, reload)
     try:
-        await service.start(streams=streams, connectors=connectors)
+        try:
+            await service.start(streams=streams, connectors=connectors)
+        except ConnectionError as unreachable:  # the state database (PostgreSQL)
+            print(f"newsalert: {one_line(unreachable)}", file=sys.stderr, flush=True)
+            return 3
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):  # not wait_for: it can swallow a cancel

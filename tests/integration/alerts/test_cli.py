@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -208,3 +211,77 @@ async def test_a_webhook_url_the_ssrf_guard_refuses_is_refused_when_added(tmp_pa
         args = ["subscribers", "add", "x", "--topic", "t", "--webhook", url]
         assert await cli(*args, "--config", config) == 2
         assert "webhook URL refused" in capsys.readouterr().err
+
+
+async def test_subscribers_silences_and_deliveries_use_postgresql_when_configured(
+    tmp_path, servers, capsys, monkeypatch, postgres_url
+):
+    import psycopg
+
+    receiver, smtp = servers
+    monkeypatch.setenv("NEWSALERT_DATABASE_URL", postgres_url)
+    config = config_file(tmp_path, smtp.port)
+    add = ["subscribers", "add", "desk", "--topic", "5g-security", "--email", "d@example.org"]
+    hook = ["--webhook", receiver.url("/hook"), "--secret", SECRET]
+    assert await cli(*add, *hook, "--config", config) == 0
+    assert await cli("subscribers", "list", "--config", config) == 0
+    assert "desk [cli] instant: 5g-security" in capsys.readouterr().out
+    assert await cli("subscribers", "test", "desk", "--config", config) == 0
+    assert len(receiver.received) == 1 and len(smtp.messages) == 1
+    silence = ["silences", "add", "desk", "--topic", "5g-security", "--for", "1h"]
+    assert await cli(*silence, "--config", config) == 0
+    assert "silence 1: 5g-security muted for desk until" in capsys.readouterr().out
+    assert await cli("deliveries", "list", "--config", config) == 0
+    assert "no notifications" in capsys.readouterr().out
+
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT name, origin FROM subscribers").fetchall() == [("desk", "cli")]
+        assert db.execute("SELECT subscriber, key FROM silences").fetchall() == [
+            ("desk", "5g-security")
+        ]
+    assert not (tmp_path / "data" / "newsalert.sqlite3").exists()
+
+
+async def test_an_unreachable_database_is_one_line_without_the_password(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("NEWSALERT_DATABASE_URL", "postgresql://newsalert:s3cret@127.0.0.1:1/na")
+    (tmp_path / "c.yaml").write_text(f"data_dir: {tmp_path / 'data'}\n")
+    config = str(tmp_path / "c.yaml")
+    for command in (["subscribers", "list"], ["silences", "list"], ["deliveries", "list"]):
+        assert await cli(*command, "--config", config) == 3
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith(
+            f"newsalert {command[0]}: cannot reach PostgreSQL at "
+            "postgresql://newsalert:***@127.0.0.1:1/na: "
+        )
+        assert "s3cret" not in line
+
+
+async def test_newsalert_run_with_an_unreachable_database_says_so_and_exits(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSALERT_")}
+    env.update(
+        NEWSALERT_DATABASE_URL="postgresql://newsalert:s3cret@127.0.0.1:1/na",
+        NEWSALERT_DATA_DIR=str(tmp_path / "data"),
+        NEWSALERT_METRICS_PORT="0",
+    )
+    newsalert = Path(sys.executable).with_name("newsalert")
+    process = await asyncio.create_subprocess_exec(
+        str(newsalert),
+        "run",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 3, (out, err)
+    errors = err.decode().splitlines()
+    assert errors == [
+        next(line for line in errors if "cannot reach PostgreSQL at postgresql://newsalert:***@")
+    ], err.decode()
+    assert "s3cret" not in (out + err).decode() and b"Traceback" not in err
+    assert b"embedded broker" not in out  # nothing started for nothing

@@ -26,6 +26,12 @@ class Clock:
         return self.now
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request):
+    """The state database: the SQLite file in DATA_DIR, or a local PostgreSQL database."""
+    return None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
 async def receiver():
     server = WebhookReceiver(SECRET)
@@ -42,11 +48,12 @@ async def smtp():
     await server.stop()
 
 
-def settings_for(tmp_path, receiver, smtp, allow="127.0.0.0/8", **extra):
+def settings_for(tmp_path, receiver, smtp, allow="127.0.0.0/8", database_url=None, **extra):
     extra.setdefault("alert_group_wait_seconds", 0)
     return load_settings(
         None,
         data_dir=tmp_path,
+        database_url=database_url,
         allow_private_networks=allow,
         subscriptions=[
             {
@@ -72,8 +79,10 @@ def dispatcher_for(settings, clock):
     return dispatcher
 
 
-async def test_signed_webhook_and_email_are_delivered_once(tmp_path, receiver, smtp):
-    dispatcher = dispatcher_for(settings_for(tmp_path, receiver, smtp), Clock())
+async def test_signed_webhook_and_email_are_delivered_once(tmp_path, receiver, smtp, database_url):
+    dispatcher = dispatcher_for(
+        settings_for(tmp_path, receiver, smtp, database_url=database_url), Clock()
+    )
     try:
         assert await dispatcher.accept(copy.deepcopy(SPIKE)) == 2
         assert await dispatcher.accept(copy.deepcopy(SPIKE)) == 0  # a re-read spike
@@ -89,10 +98,18 @@ async def test_signed_webhook_and_email_are_delivered_once(tmp_path, receiver, s
     assert message["To"] == "risk@example.org" and "5g-security" in message["Subject"]
 
 
-async def test_failures_are_retried_on_schedule_with_the_same_webhook_id(tmp_path, receiver, smtp):
+async def test_failures_are_retried_on_schedule_with_the_same_webhook_id(
+    tmp_path, receiver, smtp, database_url
+):
     receiver.status = 500
     clock = Clock()
-    settings = settings_for(tmp_path, receiver, smtp, delivery_retry_schedule_seconds=(5, 300))
+    settings = settings_for(
+        tmp_path,
+        receiver,
+        smtp,
+        database_url=database_url,
+        delivery_retry_schedule_seconds=(5, 300),
+    )
     dispatcher = dispatcher_for(settings, clock)
     try:
         await dispatcher.accept(copy.deepcopy(SPIKE))
@@ -112,11 +129,13 @@ async def test_failures_are_retried_on_schedule_with_the_same_webhook_id(tmp_pat
 
 
 async def test_exhausted_schedule_goes_to_dead_letters_and_can_be_replayed(
-    tmp_path, receiver, smtp
+    tmp_path, receiver, smtp, database_url
 ):
     receiver.status = 503
     clock = Clock()
-    settings = settings_for(tmp_path, receiver, smtp, delivery_retry_schedule_seconds=(5,))
+    settings = settings_for(
+        tmp_path, receiver, smtp, database_url=database_url, delivery_retry_schedule_seconds=(5,)
+    )
     dispatcher = dispatcher_for(settings, clock)
     try:
         await dispatcher.accept(copy.deepcopy(SPIKE))
@@ -167,8 +186,8 @@ async def test_webhook_to_a_private_address_is_refused_without_allow_list(tmp_pa
     assert receiver.received == []
 
 
-async def test_accepted_notifications_survive_a_restart(tmp_path, receiver, smtp):
-    settings = settings_for(tmp_path, receiver, smtp)
+async def test_accepted_notifications_survive_a_restart(tmp_path, receiver, smtp, database_url):
+    settings = settings_for(tmp_path, receiver, smtp, database_url=database_url)
     first = dispatcher_for(settings, Clock())
     await first.accept(copy.deepcopy(SPIKE))
     await first.close()  # stopped before delivering anything
@@ -248,10 +267,10 @@ async def test_smtp_4xx_is_retried_and_5xx_suppresses_the_address(tmp_path, rece
     assert smtp.refused == 3 and smtp.messages == []
 
 
-async def test_restart_mid_retry_resends_with_the_same_id(tmp_path, receiver, smtp):
+async def test_restart_mid_retry_resends_with_the_same_id(tmp_path, receiver, smtp, database_url):
     receiver.status = 500
     clock = Clock()
-    settings = settings_for(tmp_path, receiver, smtp)
+    settings = settings_for(tmp_path, receiver, smtp, database_url=database_url)
     first = dispatcher_for(settings, clock)
     await first.accept(copy.deepcopy(SPIKE))
     await first.deliver_due()
@@ -370,13 +389,14 @@ async def test_deliveries_in_flight_are_capped_across_endpoints(tmp_path, receiv
 
 
 async def test_a_subscriber_added_by_the_cli_is_seen_by_a_running_dispatcher(
-    tmp_path, receiver, smtp
+    tmp_path, receiver, smtp, database_url
 ):
     from alerts.store import DeliveryStore
     from streams.settings import SubscriptionConfig
 
-    dispatcher = dispatcher_for(settings_for(tmp_path, receiver, smtp), Clock())
-    cli_store = DeliveryStore(tmp_path / "newsalert.sqlite3")
+    settings = settings_for(tmp_path, receiver, smtp, database_url=database_url)
+    dispatcher = dispatcher_for(settings, Clock())
+    cli_store = DeliveryStore(settings.state_database)
     try:
         assert [s.name for s in dispatcher.subscribers()] == ["desk"]  # now cached
         cli_store.add_subscriber(
@@ -389,3 +409,37 @@ async def test_a_subscriber_added_by_the_cli_is_seen_by_a_running_dispatcher(
     finally:
         cli_store.close()
         await dispatcher.close()
+
+
+async def test_two_dispatchers_sharing_a_database_send_each_message_once(
+    tmp_path, receiver, smtp, database_url
+):
+    subscribers = [
+        {
+            "name": f"s{i}",
+            "topics": ["5g-security"],
+            "webhook": {"url": receiver.url(f"/h{i}"), "secret": SECRET},
+        }
+        for i in range(30)
+    ]
+    settings = load_settings(
+        None,
+        data_dir=tmp_path,
+        database_url=database_url,
+        allow_private_networks="127.0.0.0/8",
+        alert_group_wait_seconds=0,
+        subscriptions=subscribers,
+    )
+    receiver.delay_seconds = 0.02
+    # Two service processes: both read the spike (the same deterministic ids), both deliver.
+    one, two = build_dispatcher(settings), build_dispatcher(settings)
+    try:
+        await one.accept(sample_spike())
+        await two.accept(sample_spike())
+        tried = await asyncio.gather(one.deliver_due(), two.deliver_due())
+    finally:
+        await one.close()
+        await two.close()
+    assert sum(tried) == 30 and all(tried), tried  # shared out, not each doing all
+    assert len(receiver.received) == len({h.headers["webhook-id"] for h in receiver.received}) == 30
+    assert all(h.verified for h in receiver.received)
