@@ -32,7 +32,7 @@ class ConnectorRuntime:
 
 
 async def build_poller(settings: Settings, bootstrap_servers: str) -> ConnectorRuntime:
-    state = FeedState(settings.database_path)
+    state = FeedState(settings.state_database)  # a SQLite file, or PostgreSQL when configured
     state.sync_config(settings.feeds)
     fetcher = Fetcher(settings)
     publisher = KafkaPublisher(bootstrap_servers, linger_ms=settings.producer_linger_ms)

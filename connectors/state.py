@@ -1,29 +1,39 @@
-"""Durable connector state in SQLite: the feed list, each feed's fetch state and health, and
-which entries were published (so nothing is published twice across restarts).
+"""Durable connector state: the feed list, each feed's fetch state and health, and which
+entries were published (so nothing is published twice across restarts). It lives in the state
+database (newsalert.database): a SQLite file by default, PostgreSQL when ``database_url`` is set.
 
-Tables are prefixed ``feed``; the alerts package keeps its own tables in the same file.
+Tables are prefixed ``feed``; the alerts package keeps its own tables in the same database.
 
-Several connector processes may share one database: each claims due feeds with a lease (one
-atomic ``UPDATE ... RETURNING``, so two processes never claim the same feed) and the lease ends
-when the outcome is recorded, which also moves the feed's next poll an interval ahead. A process
-that dies holding leases delays those feeds by at most the lease length. On PostgreSQL the same
-claim is ``SELECT ... FROM feeds WHERE next_poll_at <= now() AND lease_until < now() ORDER BY
-next_poll_at LIMIT n FOR UPDATE SKIP LOCKED`` followed by the lease ``UPDATE`` in one
-transaction.
+Several connector processes may share one database: each claims due feeds with a lease, so two
+processes never claim the same feed, and the lease ends when the outcome is recorded, which also
+moves the feed's next poll an interval ahead. A process that dies holding leases delays those
+feeds by at most the lease length. On SQLite the claim is one atomic ``UPDATE ... RETURNING``
+(the write lock serialises claimers); on PostgreSQL it is ``SELECT ... FOR UPDATE SKIP LOCKED``
+on the due, unleased feeds followed by the lease ``UPDATE`` in one transaction, so concurrent
+claimers skip each other's rows instead of waiting for them.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from connectors import scheduler
 from connectors.base import FetchResult
+from newsalert.database import (
+    Database,
+    PostgresDatabase,
+    SqliteDatabase,
+    is_postgres_url,
+    postgres_ddl,
+)
 from streams.settings import FeedConfig
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 5.0  # calls run on the event loop: wait briefly for a writer
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feeds (
@@ -110,31 +120,39 @@ class PublishedEntry:
 
 
 class FeedState:
-    """One connection per process; all calls run on the event loop thread and are short."""
+    """One connection per process; all calls run on the event loop thread and are short.
 
-    def __init__(self, path: Path | str) -> None:
-        path = Path(path)
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
-        self._add_missing_columns()
+    ``target`` is a SQLite file path or a ``postgresql://`` URL (``Settings.state_database``).
+    """
+
+    def __init__(self, target: Path | str) -> None:
+        self._db: Database
+        if is_postgres_url(target):
+            self._db = PostgresDatabase(str(target))  # ConnectionError names the redacted URL
+        else:
+            self._db = SqliteDatabase(target, busy_timeout_seconds=SQLITE_BUSY_TIMEOUT_SECONDS)
+        self.where = self._db.where  # for messages: the path, or the URL without its password
+        self.path: Path | None = getattr(self._db, "path", None)
+        try:
+            self._db.create_schema(_SCHEMA)
+            self._add_missing_columns()
+        except BaseException:
+            self._db.close()
+            raise
 
     def _add_missing_columns(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")  # two processes opening an old file at once
-        try:
-            present = {row["name"] for row in self._db.execute("PRAGMA table_info(feeds)")}
+        postgres = self._db.dialect == "postgresql"
+        with self._db.transaction() as db:  # two processes opening an old database at once
+            present = db.columns("feeds")
             for name, kind in _ADDED_COLUMNS.items():
-                if name not in present:
-                    self._db.execute(f"ALTER TABLE feeds ADD COLUMN {name} {kind}")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+                if name in present:
+                    continue
+                if postgres:  # IF NOT EXISTS: another opener may have added it while we waited
+                    db.execute(
+                        f"ALTER TABLE feeds ADD COLUMN IF NOT EXISTS {name} {postgres_ddl(kind)}"
+                    )
+                else:  # BEGIN IMMEDIATE already serialised the openers
+                    db.execute(f"ALTER TABLE feeds ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -146,27 +164,30 @@ class FeedState:
         came from an earlier config but are no longer in it. CLI-added feeds are untouched."""
         now = time.time() if now is None else now
         feeds = list(feeds)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            for feed in feeds:
-                self._upsert(
-                    feed.url,
-                    feed.name,
-                    feed.tags,
-                    feed.interval_seconds,
-                    "config",
-                    now,
-                    feed.full_text,
-                )
-            urls = [feed.url for feed in feeds]
-            marks = ",".join("?" * len(urls))
-            self._db.execute(
-                f"DELETE FROM feeds WHERE origin = 'config' AND url NOT IN ({marks})", urls
+        with self._db.transaction() as db:
+            db.executemany(
+                _UPSERT,
+                [
+                    _upsert_params(
+                        feed.url,
+                        feed.name,
+                        feed.tags,
+                        feed.interval_seconds,
+                        "config",
+                        now,
+                        feed.full_text,
+                    )
+                    for feed in feeds
+                ],
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+            # Found here rather than with NOT IN (...): no bound-parameter limit, no empty list.
+            configured = {feed.url for feed in feeds}
+            dropped = [
+                (row[0],)
+                for row in db.execute("SELECT url FROM feeds WHERE origin = 'config'").fetchall()
+                if row[0] not in configured
+            ]
+            db.executemany("DELETE FROM feeds WHERE url = ?", dropped)
 
     def add_feed(
         self,
@@ -179,33 +200,12 @@ class FeedState:
         full_text: bool = False,
     ) -> FeedRow:
         now = time.time() if now is None else now
-        self._upsert(url, name, tags, interval_seconds, "cli", now, full_text)
+        self._db.execute(
+            _UPSERT, _upsert_params(url, name, tags, interval_seconds, "cli", now, full_text)
+        )
         row = self.get_feed(url)
         assert row is not None
         return row
-
-    def _upsert(
-        self,
-        url: str,
-        name: str | None,
-        tags: Sequence[str],
-        interval_seconds: float | None,
-        origin: str,
-        now: float,
-        full_text: bool = False,
-    ) -> None:
-        self._db.execute(
-            """
-            INSERT INTO feeds (url, fetch_url, name, tags, interval_seconds, origin, added_at,
-                               full_text)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (url) DO UPDATE SET
-                name = excluded.name, tags = excluded.tags,
-                interval_seconds = excluded.interval_seconds, origin = excluded.origin,
-                full_text = excluded.full_text
-            """,
-            (url, url, name, json.dumps(list(tags)), interval_seconds, origin, now, full_text),
-        )
 
     def remove_feed(self, url: str) -> bool:
         """Forget a feed. Its published entries stay remembered, so re-adding it republishes nothing."""
@@ -216,13 +216,15 @@ class FeedState:
         return _feed_row(row) if row else None
 
     def list_feeds(self) -> list[FeedRow]:
-        return [_feed_row(row) for row in self._db.execute("SELECT * FROM feeds ORDER BY url")]
+        rows = self._db.execute("SELECT * FROM feeds ORDER BY url").fetchall()
+        return [_feed_row(row) for row in rows]
 
     def due_feeds(self, now: float, limit: int | None = None) -> list[FeedRow]:
+        clause, bound = _limit(limit)
         rows = self._db.execute(
-            "SELECT * FROM feeds WHERE next_poll_at <= ? ORDER BY next_poll_at LIMIT ?",
-            (now, -1 if limit is None else limit),
-        )
+            f"SELECT * FROM feeds WHERE next_poll_at <= ? ORDER BY next_poll_at{clause}",
+            (now, *bound),
+        ).fetchall()
         return [_feed_row(row) for row in rows]
 
     def next_due_at(self) -> float | None:
@@ -233,7 +235,7 @@ class FeedState:
         """Feeds whose URL or name is exactly this (a name may be shared)."""
         rows = self._db.execute(
             "SELECT * FROM feeds WHERE url = ? OR name = ? ORDER BY url", (url_or_name, url_or_name)
-        )
+        ).fetchall()
         return [_feed_row(row) for row in rows]
 
     # -- leases: who polls which feed now ------------------------------------------------
@@ -243,18 +245,35 @@ class FeedState:
     ) -> list[FeedRow]:
         """Take the lease on up to ``limit`` due feeds that nobody else holds, atomically: two
         processes calling this at once never get the same feed."""
-        rows = self._db.execute(
-            """
-            UPDATE feeds SET lease_owner = ?, lease_until = ?
-            WHERE url IN (
-                SELECT url FROM feeds
-                WHERE next_poll_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
-                ORDER BY next_poll_at LIMIT ?
-            )
-            RETURNING *
-            """,
-            (owner, now + lease_seconds, now, now, -1 if limit is None else limit),
-        ).fetchall()
+        clause, bound = _limit(limit)
+        due = (
+            "SELECT url FROM feeds"
+            " WHERE next_poll_at <= ? AND (lease_until IS NULL OR lease_until <= ?)"
+            f" ORDER BY next_poll_at{clause}"
+        )
+        lease = (owner, now + lease_seconds)
+        if self._db.dialect == "postgresql":
+            # A subquery alone would not do: under READ COMMITTED two UPDATEs can both pick a
+            # row from their snapshots. Locking the picked rows, and skipping rows another
+            # claimer has locked, makes each feed go to one claimer.
+            with self._db.transaction() as db:
+                urls = [
+                    row[0]
+                    for row in db.execute(f"{due} FOR UPDATE SKIP LOCKED", (now, now, *bound))
+                ]
+                if not urls:
+                    return []
+                rows = db.execute(
+                    "UPDATE feeds SET lease_owner = ?, lease_until = ? WHERE url = ANY(?)"
+                    " RETURNING *",
+                    (*lease, urls),
+                ).fetchall()
+        else:  # one statement holds SQLite's write lock from the pick to the lease
+            rows = self._db.execute(
+                f"UPDATE feeds SET lease_owner = ?, lease_until = ? WHERE url IN ({due})"
+                " RETURNING *",
+                (*lease, now, now, *bound),
+            ).fetchall()
         return sorted((_feed_row(row) for row in rows), key=lambda f: f.next_poll_at)
 
     def release_leases(self, owner: str, urls: Iterable[str] | None = None) -> None:
@@ -365,7 +384,7 @@ class FeedState:
                 f"SELECT article_id, feed_url, content_hash FROM feed_entries"
                 f" WHERE article_id IN ({marks})",
                 chunk,
-            )
+            ).fetchall()
             for row in rows:
                 found[row["article_id"]] = PublishedEntry(row["feed_url"], row["content_hash"])
         return found
@@ -384,7 +403,39 @@ class FeedState:
         )
 
 
-def _feed_row(row: sqlite3.Row) -> FeedRow:
+_UPSERT = """
+INSERT INTO feeds (url, fetch_url, name, tags, interval_seconds, origin, added_at, full_text)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (url) DO UPDATE SET
+    name = excluded.name, tags = excluded.tags,
+    interval_seconds = excluded.interval_seconds, origin = excluded.origin,
+    full_text = excluded.full_text
+"""
+
+
+def _upsert_params(
+    url: str,
+    name: str | None,
+    tags: Sequence[str],
+    interval_seconds: float | None,
+    origin: str,
+    now: float,
+    full_text: bool,
+) -> tuple[Any, ...]:
+    # full_text is an INTEGER column: PostgreSQL refuses a boolean there, SQLite stores 0/1.
+    tags_json = json.dumps(list(tags))
+    return (url, url, name, tags_json, interval_seconds, origin, now, int(full_text))
+
+
+def _limit(limit: int | None) -> tuple[str, tuple[int, ...]]:
+    """No LIMIT for None; both dialects agree on a non-negative bound (SQLite reads a negative
+    one as "no limit", PostgreSQL refuses it)."""
+    if limit is None:
+        return "", ()
+    return " LIMIT ?", (max(0, limit),)
+
+
+def _feed_row(row: Any) -> FeedRow:  # a sqlite3.Row or a newsalert.database.Row
     values = dict(row)
     values["tags"] = tuple(json.loads(values["tags"]))
     values["full_text"] = bool(values.get("full_text"))

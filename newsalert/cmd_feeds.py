@@ -1,8 +1,8 @@
 """`newsalert feeds ...`: parse saved feed files, and manage the feed list in the database.
 
-The feed list lives in SQLite (settings.database_path, WAL with a busy timeout), so these
-commands work whether or not the service is running; a running poller picks changes up on
-its next round.
+The feed list lives in the state database (settings.state_database: the SQLite file, WAL with
+a busy timeout, or PostgreSQL when database_url is set), so these commands work whether or not
+the service is running; a running poller picks changes up on its next round.
 """
 
 from __future__ import annotations
@@ -114,9 +114,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return _parse(args.paths, args.json, settings.max_body_bytes, args.timeout)
     if command == "backfill":
         return _backfill(args, settings)
-    from connectors.state import FeedState
-
-    state = FeedState(settings.database_path)
+    state = _open_state(settings, command)
+    if state is None:
+        return 3
     try:
         if command == "add":
             return asyncio.run(_add(args, settings, state))
@@ -131,6 +131,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         state.close()
     raise AssertionError(f"unknown feeds subcommand {command}")
+
+
+def _open_state(settings: Settings, command: str) -> Any:
+    """The feed list, or None after saying why the database cannot be reached."""
+    from connectors.state import FeedState
+
+    try:
+        return FeedState(settings.state_database)
+    except ConnectionError as exc:  # PostgreSQL down or refusing us: one line, like the broker
+        print(f"newsalert feeds {command}: {exc}", file=sys.stderr)
+        return None
 
 
 # -- parse -------------------------------------------------------------------------------
@@ -432,12 +443,17 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from connectors.files import backfill
     from connectors.publisher import KafkaPublisher, bootstrap_from_broker_url
-    from connectors.state import FeedState
 
     async def publish_all() -> int:
+        state = _open_state(settings, "backfill")
+        if state is None:
+            return 3
         publisher = KafkaPublisher(bootstrap_from_broker_url(broker))
-        await publisher.start()
-        state = FeedState(settings.database_path)
+        try:
+            await publisher.start()
+        except BaseException:
+            state.close()
+            raise
         try:
             failures = 0
             async for report in backfill(

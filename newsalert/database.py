@@ -166,8 +166,10 @@ class PostgresDatabase(Database):
             connection = self._psycopg.connect(
                 self.url, autocommit=True, connect_timeout=self._connect_timeout
             )
-        except self._psycopg.OperationalError as exc:
-            raise ConnectionError(f"cannot reach PostgreSQL at {self.where}: {exc}") from None
+        except (self._psycopg.OperationalError, self._psycopg.ProgrammingError) as exc:
+            # ProgrammingError: libpq refused the URL itself (an unknown ?parameter).
+            reason = " ".join(str(exc).split())  # libpq's message spans lines; errors are one
+            raise ConnectionError(f"cannot reach PostgreSQL at {self.where}: {reason}") from None
         connection.row_factory = _row_factory
         return connection
 

@@ -1,9 +1,11 @@
-"""`newsalert feeds ...` end to end: the CLI against a local HTTP server and a SQLite file."""
+"""`newsalert feeds ...` end to end: the CLI against a local HTTP server, with the feed list in
+a SQLite file under --data-dir or, through NEWSALERT_DATABASE_URL, in a local PostgreSQL."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -71,49 +73,59 @@ def feeds_cli(tmp_path, monkeypatch, capsys):
     return run
 
 
-def stored(tmp_path: Path) -> dict[str, object]:
-    state = FeedState(tmp_path / "newsalert.sqlite3")
+@pytest.fixture
+def feeds_db(state_target, monkeypatch) -> Path | str:
+    """The database `feeds` commands use: the SQLite file under --data-dir, or PostgreSQL."""
+    if isinstance(state_target, str):
+        monkeypatch.setenv("NEWSALERT_DATABASE_URL", state_target)
+    else:
+        monkeypatch.delenv("NEWSALERT_DATABASE_URL", raising=False)
+    return state_target
+
+
+def stored(target: Path | str) -> dict[str, object]:
+    state = FeedState(target)
     try:
         return {feed.url: feed for feed in state.list_feeds()}
     finally:
         state.close()
 
 
-def test_add_a_feed_url(site, feeds_cli, tmp_path):
+def test_add_a_feed_url(site, feeds_cli, feeds_db):
     code, out, _ = feeds_cli("add", f"{site}/feeds/all.xml", "--name", "Local", "--tags", "a, b")
     assert code == 0
     assert "rss20, 2 entries, 'Local News'" in out
-    feed = stored(tmp_path)[f"{site}/feeds/all.xml"]
+    feed = stored(feeds_db)[f"{site}/feeds/all.xml"]
     assert (feed.name, feed.tags) == ("Local", ("a", "b"))
 
 
-def test_add_an_html_page_stores_the_feed_it_advertises(site, feeds_cli, tmp_path):
+def test_add_an_html_page_stores_the_feed_it_advertises(site, feeds_cli, feeds_db):
     code, out, _ = feeds_cli("add", f"{site}/", "--interval", "600")
     assert code == 0
     assert f"{site}/ is a page; it advertises the feed {site}/feeds/all.xml" in out
-    assert list(stored(tmp_path)) == [f"{site}/feeds/all.xml"]
-    assert stored(tmp_path)[f"{site}/feeds/all.xml"].interval_seconds == 600
+    assert list(stored(feeds_db)) == [f"{site}/feeds/all.xml"]
+    assert stored(feeds_db)[f"{site}/feeds/all.xml"].interval_seconds == 600
 
 
-def test_a_page_without_a_feed_is_not_added(site, feeds_cli, tmp_path):
+def test_a_page_without_a_feed_is_not_added(site, feeds_cli, feeds_db):
     code, _, err = feeds_cli("add", f"{site}/bare")
     assert code == 1
     assert "advertises no feed" in err
-    assert stored(tmp_path) == {}
+    assert stored(feeds_db) == {}
 
 
-def test_add_goes_through_the_ssrf_guard(site, feeds_cli, tmp_path, monkeypatch):
+def test_add_goes_through_the_ssrf_guard(site, feeds_cli, feeds_db, monkeypatch):
     monkeypatch.setenv("NEWSALERT_ALLOW_PRIVATE_NETWORKS", "false")
     code, _, err = feeds_cli("add", f"{site}/feeds/all.xml")
     assert code == 1 and "loopback" in err
     assert Routes.requests == [], "refused before any request reached the server"
-    assert stored(tmp_path) == {}
+    assert stored(feeds_db) == {}
 
 
-def test_list_shows_health_and_remove_takes_a_name(site, feeds_cli, tmp_path):
+def test_list_shows_health_and_remove_takes_a_name(site, feeds_cli, feeds_db):
     feeds_cli("add", f"{site}/feeds/all.xml", "--name", "Local", "--no-check")
     feeds_cli("add", "https://broken.test/rss", "--no-check")
-    state = FeedState(tmp_path / "newsalert.sqlite3")
+    state = FeedState(feeds_db)
     ok = FetchResult("fetched", f"{site}/feeds/all.xml")
     state.record_fetch(
         ok.feed_url, ok, now=1_700_000_000, default_interval_seconds=300, items_seen=2
@@ -139,7 +151,7 @@ def test_list_shows_health_and_remove_takes_a_name(site, feeds_cli, tmp_path):
     assert "unhealthy; last success never" in out and "last error" in out
 
     assert feeds_cli("remove", "Local")[0] == 0
-    assert list(stored(tmp_path)) == ["https://broken.test/rss"]
+    assert list(stored(feeds_db)) == ["https://broken.test/rss"]
     code, _, err = feeds_cli("remove", "Local")
     assert code == 1 and "no feed with URL or name 'Local'" in err
 
@@ -156,7 +168,7 @@ def test_opml_export_and_import_round_trip(feeds_cli, tmp_path):
     other.mkdir()
     code = main(["feeds", "import", str(exported), "--data-dir", str(other)])
     assert code == 0
-    feeds = stored(other)
+    feeds = stored(other / "newsalert.sqlite3")
     assert feeds["https://a.test/feed"].tags == ("x", "y")
     assert feeds["https://a.test/feed"].name == "A"
     assert feeds["https://b.test/rss"].interval_seconds == 900
@@ -223,9 +235,36 @@ def test_parse_gives_up_on_a_file_that_hangs_or_kills_the_parser_and_goes_on(
     ]
 
 
-def test_full_text_is_a_per_feed_setting(feeds_cli, tmp_path):
+def test_full_text_is_a_per_feed_setting(feeds_cli, feeds_db):
     feeds_cli("add", "https://summaries.test/rss", "--no-check", "--full-text")
     feeds_cli("add", "https://full.test/rss", "--no-check")
     code, out, _ = feeds_cli("list", "--json")
     rows = {row["url"]: row["full_text"] for row in map(json.loads, out.splitlines())}
     assert rows == {"https://summaries.test/rss": True, "https://full.test/rss": False}
+
+
+def test_feeds_added_through_the_cli_land_in_postgres(
+    feeds_cli, postgres_url, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("NEWSALERT_DATABASE_URL", postgres_url)
+    assert feeds_cli("add", "https://a.test/feed", "--name", "A", "--no-check")[0] == 0
+    code, out, _ = feeds_cli("list", "--json")
+    assert code == 0
+    assert [json.loads(line)["name"] for line in out.splitlines()] == ["A"]
+    assert list(stored(postgres_url)) == ["https://a.test/feed"]
+    assert not (tmp_path / "newsalert.sqlite3").exists(), "nothing went to the SQLite file"
+
+
+def test_an_unreachable_postgres_is_one_clear_line(feeds_cli, monkeypatch):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("NEWSALERT_DATABASE_URL", f"postgresql://user:s3cret@127.0.0.1:{port}/na")
+    code, out, err = feeds_cli("list")
+    assert code == 3
+    assert out == ""
+    assert err.startswith(
+        f"newsalert feeds list: cannot reach PostgreSQL at postgresql://user:***@127.0.0.1:{port}/na: "
+    )
+    assert err.count("\n") == 1, "one line"
+    assert "s3cret" not in err and "Traceback" not in err

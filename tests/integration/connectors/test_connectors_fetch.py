@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -394,32 +395,75 @@ async def test_run_polls_due_feeds_and_picks_up_added_ones_until_cancelled(
     assert len(feed_server.requests) == 2, "a feed is not polled again before its interval"
 
 
-async def test_two_running_pollers_on_one_database_fetch_each_feed_once(
-    tmp_path, feed_server, make_fetcher
+def run_poller_in_thread(
+    config: Settings, publisher: ListPublisher, clock: Callable[[], float], stop: threading.Event
+) -> threading.Thread:
+    """A connector process in miniature: its own thread, event loop, database connection and
+    HTTP client, so its claims really race with the other poller's."""
+
+    async def main() -> None:
+        state = FeedState(config.state_database)
+        fetcher = Fetcher(config)
+        # A few feeds at a time, so both pollers keep claiming while the other one does.
+        poller = FeedPoller(config, state, publisher, fetcher, clock=clock, max_concurrent_feeds=4)
+        running = asyncio.create_task(poller.run())
+        stopped = asyncio.create_task(asyncio.to_thread(stop.wait))
+        try:
+            await asyncio.wait([running, stopped], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            await fetcher.aclose()
+            state.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), name="poller")
+    thread.start()
+    return thread
+
+
+async def test_two_running_pollers_on_one_database_fetch_each_feed_once_per_interval(
+    tmp_path, state_target, feed_server
 ):
+    """Two connector processes share one feed list, on SQLite and on PostgreSQL: every feed is
+    fetched once per interval and no article goes out twice."""
     paths = [f"/f{n}" for n in range(30)]
     for n, path in enumerate(paths):
         feed_server.routes[path] = reply(200, RSS.replace(b"news.test", f"n{n}.test".encode()))
-    config = settings(tmp_path)
-    setup = FeedState(config.database_path)
+    database = {"database_url": state_target} if isinstance(state_target, str) else {}
+    config = settings(tmp_path, **database)
+    assert config.state_database == state_target
+    setup = FeedState(config.state_database)
     for path in paths:
         setup.add_feed(feed_server.url(path), interval_seconds=3600)
+    now = [1_800_000_000.0]  # one clock for both pollers, moved by the test
     publishers = [ListPublisher(), ListPublisher()]
-    pollers = [
-        FeedPoller(config, FeedState(config.database_path), publisher, make_fetcher(config))
-        for publisher in publishers
-    ]
-    running = [asyncio.create_task(poller.run()) for poller in pollers]
-    try:
+    stop = threading.Event()
+
+    async def fetched(count: int) -> None:
         deadline = time.monotonic() + 10
-        while sum(len(p.articles) for p in publishers) < 2 * len(paths):
-            assert time.monotonic() < deadline, "not every feed was polled"
+        while len(feed_server.requests) < count:
+            assert time.monotonic() < deadline, f"{len(feed_server.requests)} fetches, not {count}"
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.3)  # a few more rounds of both loops: nothing is due any more
+
+    threads = [run_poller_in_thread(config, p, lambda: now[0], stop) for p in publishers]
+    try:
+        await fetched(len(paths))
+        first_interval = sorted(request.path for request in feed_server.requests)
+        assert first_interval == sorted(paths), "each feed fetched once by the two pollers"
+        now[0] += 3600 * 1.1 + 1  # past the interval and its jitter: every feed is due again
+        await fetched(2 * len(paths))
     finally:
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        stop.set()
+        for thread in threads:
+            await asyncio.to_thread(thread.join, 10)  # the feed server runs on this loop
+    assert not any(thread.is_alive() for thread in threads), "a poller did not stop"
     requested = sorted(request.path for request in feed_server.requests)
-    assert requested == sorted(paths), "each feed fetched exactly once by the two pollers"
+    assert requested == sorted(paths * 2), "each feed fetched once more in the next interval"
+    published = [article.article_id for p in publishers for article in p.articles]
+    assert len(published) == 2 * len(paths), "two stories per feed"
+    assert len(set(published)) == len(published), "an article was published twice"
+    assert all(p.articles for p in publishers), "both pollers did part of the work"
     assert all(feed.lease_owner is None for feed in setup.list_feeds()), "leases were ended"
+    setup.close()
