@@ -408,7 +408,11 @@ def _import(state: Any, path: Path) -> int:
     added = 0
     for feed in feeds:
         state.add_feed(
-            feed.url, name=feed.name, tags=feed.tags, interval_seconds=feed.interval_seconds
+            feed.url,
+            name=feed.name,
+            tags=feed.tags,
+            interval_seconds=feed.interval_seconds,
+            full_text=feed.full_text,
         )
         added += 1
     for reason in skipped:
@@ -421,7 +425,9 @@ def _export(state: Any, output: Path | None) -> int:
     from connectors.opml import OpmlFeed, write_opml
 
     document = write_opml(
-        OpmlFeed(feed.url, feed.name or feed.title, feed.tags, feed.interval_seconds)
+        OpmlFeed(
+            feed.url, feed.name or feed.title, feed.tags, feed.interval_seconds, feed.full_text
+        )
         for feed in state.list_feeds()
     )
     if output is None:

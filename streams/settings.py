@@ -10,6 +10,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -313,12 +314,19 @@ class Settings(BaseSettings):
     def _postgres_url(cls, url: str | None) -> str | None:
         if url in (None, ""):
             return None
-        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-        if scheme not in ("postgresql", "postgres") or len(url) <= len(scheme) + 3:
-            raise ValueError(
-                "database_url must be a PostgreSQL URL (postgresql://USER:PASSWORD@HOST:PORT/DB); "
-                "leave it unset to keep state in DATA_DIR/newsalert.sqlite3"
-            )
+        expected = (
+            "database_url must be a PostgreSQL URL (postgresql://USER:PASSWORD@HOST:PORT/DB); "
+            "leave it unset to keep state in DATA_DIR/newsalert.sqlite3"
+        )
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"{expected}: {exc}") from None
+        if parts.scheme.lower() not in ("postgresql", "postgres") or not (
+            parts.netloc or parts.path.strip("/")
+        ):
+            raise ValueError(expected)
         return url
 
     @field_validator("broker")

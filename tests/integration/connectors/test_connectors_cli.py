@@ -158,7 +158,7 @@ def test_list_shows_health_and_remove_takes_a_name(site, feeds_cli, feeds_db):
 
 def test_opml_export_and_import_round_trip(feeds_cli, tmp_path):
     feeds_cli("add", "https://a.test/feed", "--name", "A", "--tags", "x,y", "--no-check")
-    feeds_cli("add", "https://b.test/rss", "--interval", "900", "--no-check")
+    feeds_cli("add", "https://b.test/rss", "--interval", "900", "--full-text", "--no-check")
     exported = tmp_path / "subs.opml"
     assert feeds_cli("export", "-o", str(exported))[0] == 0
     code, out, _ = feeds_cli("export")
@@ -172,6 +172,10 @@ def test_opml_export_and_import_round_trip(feeds_cli, tmp_path):
     assert feeds["https://a.test/feed"].tags == ("x", "y")
     assert feeds["https://a.test/feed"].name == "A"
     assert feeds["https://b.test/rss"].interval_seconds == 900
+    assert (feeds["https://b.test/rss"].full_text, feeds["https://a.test/feed"].full_text) == (
+        True,
+        False,
+    )
 
 
 def test_import_refuses_a_hostile_opml(feeds_cli, tmp_path):

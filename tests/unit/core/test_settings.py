@@ -61,9 +61,18 @@ def test_broker_must_be_a_kafka_url():
         load_settings(None, broker="localhost:9092")
 
 
-def test_database_url_must_be_a_postgres_url(tmp_path):
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://localhost/na",
+        "postgresql://",
+        "postgresql://u:p w@[::1/db",
+        "postgresql://h:notaport/db",
+    ],
+)
+def test_database_url_must_be_a_postgres_url(tmp_path, url):
     with pytest.raises(ConfigError, match="must be a PostgreSQL URL"):
-        load_settings(None, data_dir=tmp_path, database_url="mysql://localhost/na")
+        load_settings(None, data_dir=tmp_path, database_url=url)
 
 
 def test_state_lives_in_postgres_when_database_url_is_set(tmp_path):
