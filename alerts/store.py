@@ -437,10 +437,14 @@ class DeliveryStore:
     def replace_with_digest(
         self, items: list[OutboxRow], digest: Notification, now: float | None = None
     ) -> bool:
-        """Turn held items into one pending digest notification, atomically."""
+        """Turn held items into one pending digest notification, atomically. When the digest
+        already exists (another dispatcher built it from the items it saw), nothing is marked:
+        items it did not contain stay held and go into the next digest."""
         now = time.time() if now is None else now
         with self._transaction() as db:
             created = _insert(db, digest, "pending", now, now)
+            if not created:
+                return False
             db.executemany(
                 "UPDATE outbox SET status = 'digested', updated_at = ?, last_error = ? "
                 "WHERE message_id = ? AND status = 'digest'",

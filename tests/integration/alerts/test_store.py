@@ -185,6 +185,27 @@ def test_digest_items_become_one_message(store):
     assert store.get("digest-1").status == "pending"
 
 
+def test_a_digest_built_twice_never_marks_an_item_it_does_not_contain(open_store):
+    one, two = open_store(), open_store()
+    spike = sample_spike()
+
+    def held(i: int) -> tuple[Notification, float, str]:
+        item = Notification(
+            f"d{i}", "daily", "email", "d@example.org", dict(spike, spike_id=f"{i}")
+        )
+        return item, NOW + 3600, "digest"
+
+    one.enqueue([held(0), held(1)], now=NOW)
+    (seen_by_one,) = one.due_digests(NOW + 3600).values()
+    two.enqueue([held(2)], now=NOW + 1)  # arrives before the first digest is written
+    (seen_by_two,) = two.due_digests(NOW + 3600).values()
+    digest = Notification("digest-1", "daily", "email", "d@example.org", {"topic": "digest"})
+    assert one.replace_with_digest(seen_by_one, digest, now=NOW + 3600)
+    assert not two.replace_with_digest(seen_by_two, digest, now=NOW + 3600)
+    assert one.get("d2").status == "digest", "still held for the next digest, not lost"
+    assert [r.message_id for (r,) in [v for v in two.due_digests(NOW + 3600).values()]] == ["d2"]
+
+
 def test_state_survives_reopening(target, open_store):
     first = open_store()
     enqueue(first, 2)
