@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, TaxonomyError) as exc:
         print(f"newsalert: {exc}", file=sys.stderr)
         return 2
-    except BrokerError as exc:
+    except (BrokerError, ConnectionError) as exc:  # the broker or the state database is down
         print(f"newsalert: {exc}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
