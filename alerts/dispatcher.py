@@ -30,6 +30,7 @@ from alerts.links import Links
 from alerts.payload import iso, webhook_payload
 from alerts.routing import Notification, Timing, channels_of, message_id, route
 from alerts.store import DeliveryStore, OutboxRow
+from newsalert.database import unavailable_errors, wait_out_outage, when_available
 from streams.settings import SubscriptionConfig
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,11 @@ class Dispatcher:
         return [s.config for s in self.store.subscribers()]
 
     async def accept(self, spike: dict[str, Any]) -> int:
+        """Route a spike into the outbox; while the state database is down, wait for it (the
+        stream stays on this spike, so its offset is not committed and nothing is lost)."""
+        return await when_available(lambda: self._accept(spike), f"spike {spike.get('spike_id')}")
+
+    def _accept(self, spike: dict[str, Any]) -> int:
         now = self.clock()
         routed, skipped = route(spike, self.subscribers(), self.store, now, self.policy.timing)
         for skip in skipped:
@@ -108,13 +114,20 @@ class Dispatcher:
     # -- out: deliveries -----------------------------------------------------------------
 
     async def run(self) -> None:
+        outages = 0
         while True:
-            self.collect_digests()
-            self._start_due()
-            now = self.clock()
-            upcoming = [
-                t for t in (self.store.next_due_at(), self.store.next_due_at("digest")) if t
-            ]
+            try:
+                self.collect_digests()
+                self._start_due()
+                now = self.clock()
+                upcoming = [
+                    t for t in (self.store.next_due_at(), self.store.next_due_at("digest")) if t
+                ]
+            except unavailable_errors() as problem:
+                await wait_out_outage(problem, "delivery", outages)
+                outages += 1
+                continue
+            outages = 0
             wait = min([1.0, *(max(t - now, 0.01) for t in upcoming)])
             self._wake.clear()
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
@@ -213,7 +226,10 @@ class Dispatcher:
             async with slot:
                 result = await self._attempt(channel, self.outgoing(row, sub))
         metrics.DELIVERY_DURATION.labels(row.channel).observe(time.perf_counter() - started)
-        self._record(row, result, sub)
+        # Sent but not yet recorded: wait for the database rather than send it again later.
+        await when_available(
+            lambda: self._record(row, result, sub), f"message {row.message_id} ({result.outcome})"
+        )
 
     async def _attempt(self, channel: Channel, outgoing: Outgoing) -> DeliveryResult:
         try:

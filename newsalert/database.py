@@ -8,16 +8,21 @@ store has one body of queries and each dialect gets what it needs. Rows answer b
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+OUTAGE_RETRY_MAX_SECONDS = 30.0
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Row(tuple):
@@ -254,3 +259,37 @@ def open_database(target: Path | str) -> Database:
     if is_postgres_url(target):
         return PostgresDatabase(str(target))
     return SqliteDatabase(target)
+
+
+@lru_cache(maxsize=1)
+def unavailable_errors() -> tuple[type[BaseException], ...]:
+    """What 'the state database cannot answer now' looks like: PostgreSQL down or the
+    connection lost (reconnecting failed), SQLite locked past its busy timeout. Long-running
+    loops wait these out instead of dying; everything else is a bug and propagates."""
+    errors: list[type[BaseException]] = [ConnectionError, sqlite3.OperationalError]
+    try:
+        import psycopg
+
+        errors.append(psycopg.OperationalError)
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        pass
+    return tuple(errors)
+
+
+async def wait_out_outage(problem: BaseException, what: str, attempt: int) -> None:
+    """Log that ``what`` is waiting for the state database, then sleep (exponential, capped)."""
+    delay = min(0.5 * 2**attempt, OUTAGE_RETRY_MAX_SECONDS)
+    reason = " ".join(str(problem).split())
+    log.error("%s: state database unavailable (%s); retrying in %.1f s", what, reason, delay)
+    await asyncio.sleep(delay)
+
+
+async def when_available(operation: Callable[[], T], what: str) -> T:
+    """``operation()``, retried for as long as the state database is unavailable."""
+    attempt = 0
+    while True:
+        try:
+            return operation()
+        except unavailable_errors() as problem:
+            await wait_out_outage(problem, what, attempt)
+            attempt += 1

@@ -443,3 +443,33 @@ async def test_two_dispatchers_sharing_a_database_send_each_message_once(
     assert sum(tried) == 30 and all(tried), tried  # shared out, not each doing all
     assert len(receiver.received) == len({h.headers["webhook-id"] for h in receiver.received}) == 30
     assert all(h.verified for h in receiver.received)
+
+
+async def test_a_database_outage_delays_a_spike_but_loses_nothing(
+    tmp_path, receiver, smtp, postgres_server, postgres_url, caplog
+):
+    import psycopg
+
+    settings = settings_for(tmp_path, receiver, smtp, database_url=postgres_url)
+    dispatcher = dispatcher_for(settings, Clock())
+    database = postgres_url.rsplit("/", 1)[1]
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false")
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (database,),
+        )
+        accepting = asyncio.create_task(dispatcher.accept(copy.deepcopy(SPIKE)))
+        try:
+            await eventually(
+                lambda: "state database unavailable" in caplog.text, what="the outage logged"
+            )
+            assert not accepting.done(), "waits for the database instead of failing the stream"
+        finally:
+            admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
+    try:
+        assert await asyncio.wait_for(accepting, 30) == 2
+        assert await dispatcher.deliver_due() == 2
+    finally:
+        await dispatcher.close()
+    assert len(receiver.received) == 1 and len(smtp.messages) == 1
