@@ -1,0 +1,301 @@
+"""Bytes and text for connectors.xmlfeed: the document's encoding, HTML entities, dates and the
+text repairs feedparser applies, each done as feedparser does it so both give the same values.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import calendar
+import codecs
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from html.entities import name2codepoint
+
+from feedparser.datetimes import _parse_date
+from feedparser.datetimes.rfc822 import timezone_names
+from feedparser.encodings import lazy_chardet_encoding
+from feedparser.html import _cp1252
+
+# feedparser's regular expression: a declaration must start the document and sit on one line.
+_XML_PI_ENCODING = re.compile(rb"^<\?.*encoding=['\"](.*?)['\"].*\?>")
+_XML_DECLARATION = re.compile(rb"^<\?xml[^>]*?>")
+_UTF8_DECLARATION = b"<?xml version='1.0' encoding='utf-8'?>"
+_UTF8_NAMES = frozenset({"utf-8", "utf8"})
+_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
+_CDATA = re.compile(rb"<!\[CDATA\[.*?\]\]>", re.DOTALL)
+_NAMED_REFERENCE = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos);)([A-Za-z][A-Za-z0-9]*);")
+_XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_CP1252_RANGE = re.compile("[\x80-\x9f]")
+# Two patterns, each with a literal start the regex engine can scan for quickly.
+_C1_CHARACTER = re.compile(rb"\xc2[\x80-\x9f]")
+_C1_REFERENCE = re.compile(rb"&#(?:0*(?:12[89]|1[3-5][0-9])|[xX]0*[89][0-9a-fA-F]);")
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_BE, "utf-32be", 4),
+    (codecs.BOM_UTF32_LE, "utf-32le", 4),
+    (codecs.BOM_UTF16_BE, "utf-16be", 2),
+    (codecs.BOM_UTF16_LE, "utf-16le", 2),
+    (codecs.BOM_UTF8, "utf-8", 3),
+)
+_MARKERS = {
+    b"\x4c\x6f\xa7\x94": "cp037",
+    b"\x00\x3c\x00\x3f": "utf-16be",
+    b"\x3c\x00\x3f\x00": "utf-16le",
+    b"\x00\x00\x00\x3c": "utf-32be",
+    b"\x3c\x00\x00\x00": "utf-32le",
+}
+_UNICODE_NAMES = frozenset(
+    {"u16", "utf-16", "utf16", "utf_16", "u32", "utf-32", "utf32", "utf_32", "iso-10646-ucs-2",
+     "iso-10646-ucs-4", "csucs4", "csunicode", "ucs-2", "ucs-4"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """The document as UTF-8 bytes; ``lazy`` when they are the input bytes, not yet checked."""
+
+    data: bytes
+    encoding: str
+    lazy: bool
+    warning: str | None
+
+
+def encodings(data: bytes, http_charset: str | None) -> Iterator[Decoded]:
+    """The document decoded as feedparser's encodings.convert_to_utf8 would, first choice
+    first: the HTTP charset, else the XML declaration, else UTF-8; then, when that does not
+    decode, the declaration, the byte order mark, chardet when installed, UTF-8,
+    Windows-1252 and ISO-8859-2, as feedparser tries them.
+
+    A UTF-8 choice that needs no conversion is handed over as it is (``lazy``): lxml checks
+    the UTF-8 as it parses, and the caller asks for the next candidate if it was not.
+    """
+    bom = ""
+    body = data
+    for mark, name, size in _BOMS:
+        if data.startswith(mark) and (size != 2 or data[2:4] != b"\x00\x00"):
+            bom, body = name, data[size:]
+            break
+    else:
+        bom = _MARKERS.get(data[:4], "")
+    head = body
+    try:
+        if bom:
+            head = body[:1024].decode(bom, "ignore").encode("utf-8")
+    except LookupError:
+        head = b""
+    declared = _XML_PI_ENCODING.match(head)
+    declared_name = declared.group(1).decode("utf-8", "replace").lower() if declared else ""
+    if bom and declared_name in _UNICODE_NAMES:
+        declared_name = bom
+    first = http_charset or declared_name or "utf-8"
+    declared_name = "gb18030" if declared_name == "gb2312" else declared_name
+    first = "gb18030" if first.lower() == "gb2312" else first
+    tried: list[str] = []
+    for candidate in (first, declared_name, bom, "chardet", "utf-8", "windows-1252", "iso-8859-2"):
+        if candidate == "chardet":
+            if lazy_chardet_encoding is None:
+                continue
+            candidate = lazy_chardet_encoding(body)
+        if not candidate or candidate in tried:
+            continue
+        tried.append(candidate)
+        warning = None
+        if candidate != first:
+            warning = f"document declared as {first}, but parsed as {candidate}"
+        if candidate.lower() in _UTF8_NAMES and declared_name in _UTF8_NAMES | {""}:
+            yield Decoded(body, candidate, True, warning)
+            continue
+        try:
+            text = body.decode(candidate)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        utf8 = text.encode("utf-8")
+        if _XML_DECLARATION.match(utf8):
+            utf8 = _XML_DECLARATION.sub(_UTF8_DECLARATION, utf8, count=1)
+        else:
+            utf8 = _UTF8_DECLARATION + b"\n" + utf8
+        yield Decoded(utf8, candidate, False, warning)
+
+
+def is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_CONTROL_CHARACTERS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_BARE_AMPERSAND = re.compile(rb"&(?!(?:[A-Za-z][\w.:-]*|#[0-9]+|#[xX][0-9A-Fa-f]+);)")
+_ROOT_NAME = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+
+
+def repaired_markup(data: bytes) -> bytes | None:
+    """The three slips that make most real feeds not well-formed, mended, or None if there
+    are none of them: C0 control characters (dropped), a bare ``&`` (escaped, outside CDATA),
+    anything after the root element's end tag (cut)."""
+    mended = _CONTROL_CHARACTERS.sub(b"", data)
+    if b"&" in mended:
+        mended = _outside_cdata(mended, lambda part: _BARE_AMPERSAND.sub(b"&amp;", part))
+    root = _ROOT_NAME.search(mended, mended.find(b"<", _prolog_end(mended)))
+    if root is not None:
+        end = mended.rfind(b"</" + root.group(1))
+        close = mended.find(b">", end) if end > 0 else -1
+        if close > 0 and mended[close + 1 :].strip():
+            mended = mended[: close + 1]
+    return mended if mended != data else None
+
+
+def _prolog_end(data: bytes) -> int:
+    first = _FIRST_ELEMENT.search(data)
+    return first.start() if first else 0
+
+
+def _outside_cdata(data: bytes, change: Callable[[bytes], bytes]) -> bytes:
+    if b"<![CDATA[" not in data:
+        return change(data)
+    out = []
+    position = 0
+    for cdata in _CDATA.finditer(data):
+        out.append(change(data[position : cdata.start()]))
+        out.append(cdata.group())
+        position = cdata.end()
+    out.append(change(data[position:]))
+    return b"".join(out)
+
+
+def _numeric_reference(match: re.Match[bytes]) -> bytes:
+    codepoint = name2codepoint.get(match.group(1).decode("ascii"))
+    if codepoint is None:
+        return b"&amp;" + match.group(1) + b";"  # kept as text, as feedparser's loose parser does
+    return b"&#%d;" % codepoint
+
+
+def html_entities_to_numeric(data: bytes) -> bytes:
+    """``&eacute;`` as ``&#233;`` outside CDATA sections, so a strict XML parser reads it.
+
+    feedparser resolves HTML 4 names and keeps any other name as literal text; so do we. No
+    entity is ever defined or expanded: a name is only rewritten to a character reference.
+    """
+    if b"&" not in data or _NAMED_REFERENCE.search(data) is None:
+        return data
+    return _outside_cdata(data, lambda part: _NAMED_REFERENCE.sub(_numeric_reference, part))
+
+
+def escape(text: str) -> str:
+    return text.translate(_XML_ESCAPES) if ("&" in text or "<" in text or ">" in text) else text
+
+
+def has_c1_controls(utf8: bytes) -> bool:
+    """Whether any text of the document can hold a C1 control character (U+0080-U+009F)."""
+    return (b"\xc2" in utf8 and _C1_CHARACTER.search(utf8) is not None) or (
+        b"&#" in utf8 and _C1_REFERENCE.search(utf8) is not None
+    )
+
+
+def repaired(text: str, c1_controls: bool) -> str:
+    """feedparser's last step on every value: UTF-8 read as Latin-1 is read again as UTF-8,
+    and C1 control characters become the Windows-1252 characters they were meant to be."""
+    if text.isascii():
+        return text
+    try:
+        text = text.encode("iso-8859-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass
+    if c1_controls and _CP1252_RANGE.search(text):
+        text = text.translate(_cp1252)
+    return text
+
+
+def base64_decoded(text: str) -> str:
+    try:
+        return base64.decodebytes(text.encode("utf8")).decode("utf8")
+    except (binascii.Error, binascii.Incomplete, UnicodeDecodeError):
+        return text
+
+
+_DAY_NAMES = frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"})
+_MONTHS = {m: n for n, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
+_RFC822 = re.compile(
+    r"(?:([a-z]{3})[a-z]*,?\s+)?(\d{1,2})\s+([a-z]{3})[a-z]*\s+(\d{4})\s+"
+    r"(\d{1,2}):(\d{1,2})(?::(\d{1,2}))?\s+([a-z]+|[+-]\d{4})"
+)
+_W3CDTF = re.compile(r"(\d{4})-(\d\d)-(\d\d)t(\d\d):(\d\d)(?::(\d\d)(?:\.\d+)?)?(z|[+-]\d\d:\d\d)?")
+
+
+def timestamp(value: str | None) -> float | None:
+    """UTC epoch seconds, as ``calendar.timegm(feedparser's _parse_date(value))`` gives them.
+
+    The two shapes nearly every feed uses are read here directly (a fraction of the cost);
+    anything else goes to feedparser's own date parser.
+    """
+    if not value:
+        return None
+    lowered = value.lower()
+    match = _W3CDTF.fullmatch(lowered)
+    if match is not None:
+        year, month, day, hour, minute, second, zone = match.groups()
+        offset = 0
+        if zone and zone != "z":
+            offset = int(zone[1:3]) * 3600 + int(zone[4:]) * 60
+            offset = -offset if zone[0] == "-" else offset
+        fast = _utc_seconds(year, month, day, hour, minute, second or "0", offset)
+        if fast is not None:
+            return fast
+    else:
+        match = _RFC822.fullmatch(lowered)
+        if match is not None:
+            fast = _rfc822(*match.groups())
+            if fast is not None:
+                return fast
+    struct = _parse_date(value)
+    if struct is None:
+        return None
+    try:
+        return float(calendar.timegm(struct))
+    except (OverflowError, ValueError, TypeError):
+        return None
+
+
+_DAYS_BEFORE_MONTH = (0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
+_DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _utc_seconds(
+    year_text: str, month_text: str, day_text: str, hour: str, minute: str, second: str,
+    offset: int,
+) -> float | None:  # fmt: skip
+    """Epoch seconds of a UTC wall-clock time minus ``offset``; None for a date datetime
+    would refuse (feedparser refuses it then, or reads it another way)."""
+    year, month, day = int(year_text), int(month_text), int(day_text)
+    h, m, s = int(hour), int(minute), int(second)
+    if not (1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month] and year >= 1):
+        return None
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if month == 2 and day == 29 and not leap or h > 23 or m > 59 or s > 59:
+        return None
+    y = year - 1
+    days = y * 365 + y // 4 - y // 100 + y // 400 + _DAYS_BEFORE_MONTH[month] + day - 719163
+    if month > 2 and leap:
+        days += 1
+    return float(days * 86400 + h * 3600 + m * 60 + s - offset)
+
+
+def _rfc822(
+    day_name: str | None, day: str, month_name: str, year: str, hour: str, minute: str,
+    second: str | None, zone: str,
+) -> float | None:  # fmt: skip
+    month = _MONTHS.get(month_name)
+    if month is None or (day_name is not None and day_name not in _DAY_NAMES):
+        return None
+    if zone[0] in "+-":
+        offset = int(zone[1:3]) * 3600 + int(zone[3:]) * 60
+        offset = -offset if zone[0] == "-" else offset
+    elif zone.startswith("gmt") and zone != "gmt":
+        return None  # GMT+2 and the like: feedparser's own rules
+    else:
+        offset = timezone_names.get(zone, 0) * 3600
+    return _utc_seconds(year, str(month), day, hour, minute, second or "0", offset)
