@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import html
+import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # Query parameters that only say how the reader arrived; they never change the page.
@@ -75,10 +77,33 @@ def article_id(
     return "a" + hashlib.sha256(basis.encode("utf-8")).hexdigest()[:24]
 
 
+# Hashes carry their version: a hash stored by an older version says nothing about the entry.
+CONTENT_HASH_VERSION = "2:"
+_SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def plain_text(markup: str) -> str:
+    """What a title or body says: no tags, scripts or styles, entities read, spaces collapsed.
+
+    Two parsers that give the same text with different markup (feedparser sanitises HTML,
+    connectors.xmlfeed does not) give the same plain text.
+    """
+    if "<" in markup:
+        markup = _TAG.sub("", _SCRIPT_OR_STYLE.sub("", markup))
+    if "&" in markup:
+        markup = html.unescape(markup)
+    return " ".join(markup.split())
+
+
 def content_hash(title: str, body: str, url: str | None) -> str:
-    """What 'the entry changed' means: its title, body or link changed."""
+    """What 'the entry changed' means: the text of its title or body, or its link, changed."""
     digest = hashlib.sha256()
-    for part in (title, body, url or ""):
+    for part in (plain_text(title), plain_text(body), url or ""):
         digest.update(part.encode("utf-8", "surrogatepass"))
         digest.update(b"\x00")
-    return digest.hexdigest()[:32]
+    return CONTENT_HASH_VERSION + digest.hexdigest()[:32]
+
+
+def is_current_content_hash(value: str) -> bool:
+    return value.startswith(CONTENT_HASH_VERSION)

@@ -24,7 +24,7 @@ from connectors import metrics
 from connectors.base import FeedEntry, FeedRequest, FetchResult, Source
 from connectors.fetcher import Fetcher
 from connectors.fulltext import FullTextFetcher
-from connectors.identity import article_id, canonical_url, content_hash
+from connectors.identity import article_id, canonical_url, content_hash, is_current_content_hash
 from connectors.publisher import Publisher
 from connectors.rss import RssSource
 from connectors.state import FeedRow, FeedState
@@ -195,7 +195,13 @@ class FeedPoller:
                 continue  # another feed is publishing it; the next poll sees it as known
             if previous is None:
                 to_publish.append(candidate)
-            elif previous.feed_url == feed.url and previous.content_hash != candidate.content_hash:
+            elif previous.feed_url != feed.url or previous.content_hash == candidate.content_hash:
+                continue
+            elif not is_current_content_hash(previous.content_hash):
+                # Stored by an older version of content_hash: we cannot tell whether the entry
+                # changed, and republishing every known entry once would flood the stream.
+                self._state.mark_published(aid, feed.url, candidate.content_hash, now)
+            else:
                 candidate.article.is_update = True
                 to_publish.append(candidate)
         to_publish.sort(key=lambda c: c.article.published)  # oldest first: event time moves forward

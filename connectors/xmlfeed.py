@@ -50,6 +50,7 @@ _ATOM_VERSIONS = {"0.1": "atom01", "0.2": "atom02", "0.3": "atom03"}
 _DOCTYPE = re.compile(rb"<!DOCTYPE[^>]*>", re.IGNORECASE)
 _FIRST_ELEMENT = re.compile(rb"<\w")
 _LINK_REFERENCE = re.compile("&([A-Za-z0-9_]+);")
+_XMLNS_DECLARATION = re.compile(r"""\sxmlns(?::[\w.-]+)?=(?:"[^"]*"|'[^']*')""")
 _FEED_HINTS = frozenset({"ttl", "sy_updateperiod", "sy_updatefrequency"})
 _NO_ATTRIBUTES: dict[str, str] = {}
 
@@ -367,6 +368,8 @@ class _Walker:
         base64 = attributes is not _NO_ATTRIBUTES and _is_base64(attributes, content_type)
         if len(element):
             pieces: list[str] = []
+            if content_type == _XHTML and self.version == "atom10":
+                element = _only_div(element)  # feedparser gives what is inside that div
             content_type = self.markup(element, content_type, pieces)
             raw = "".join(pieces)
         else:
@@ -385,7 +388,7 @@ class _Walker:
         for child in element:
             if isinstance(child.tag, str):
                 if content_type == _XHTML:
-                    pieces.append(etree.tostring(child, encoding="unicode", with_tail=False))
+                    pieces.append(_serialized(child))
                 else:
                     content_type = self.inline(child, content_type, pieces)
             tail = child.tail
@@ -400,7 +403,7 @@ class _Walker:
         if not content_type.endswith("xml") and not is_div:
             content_type = _XHTML
         if content_type == _XHTML:
-            pieces.append(etree.tostring(child, encoding="unicode", with_tail=False))
+            pieces.append(_serialized(child))
             self.depth -= 1
             return content_type
         content_type = self.markup(child, content_type, pieces)
@@ -585,6 +588,23 @@ _HANDLERS = {
     "info": _Walker.opaque,
     "itunes_subtitle": _Walker.opaque,
 }
+
+
+def _only_div(element: Any) -> Any:
+    """The element's single div child when there is nothing else in it but spaces."""
+    children = [child for child in element if isinstance(child.tag, str)]
+    if len(children) != 1 or (element.text or "").strip():
+        return element
+    (div,) = children
+    if etree.QName(div).localname.lower() != "div" or (div.tail or "").strip():
+        return element
+    return div
+
+
+def _serialized(element: Any) -> str:
+    """An element inside content as markup, without the namespace declarations lxml adds."""
+    markup: str = etree.tostring(element, encoding="unicode", with_tail=False)
+    return _XMLNS_DECLARATION.sub("", markup) if "xmlns" in markup else markup
 
 
 def _own_text(element: Any) -> str:

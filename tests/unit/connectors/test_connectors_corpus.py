@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.rss import parse_file
+from connectors.identity import canonical_url
+from connectors.rss import parse_feed, parse_file
+from streams.clean.text import clean_text
 
 CORPUS = Path(__file__).parents[2] / "data" / "feeds"
 ROWS = list(csv.DictReader((CORPUS / "INDEX.csv").open(encoding="utf-8")))
@@ -74,3 +76,42 @@ def test_hostile_files_expand_no_entities_and_fetch_nothing(row):
     assert "root:" not in text, "no local file was read"
     assert text.count("lol") < 100 and len(text) < 2_000_000, "no entity was expanded"
     assert len(parsed.entries) <= 500, "the entry cap holds"
+
+
+# Files where the default parser (connectors.xmlfeed) and feedparser publish different text,
+# each checked: both differences come from feedparser's HTML sanitizer rewriting the body.
+PARITY_EXCEPTIONS = {
+    # The sanitizer drops a stray "<>" from the body text; we keep it.
+    "edge/feedparser/encoding-bozo_linenoise.xml",
+    # Hostile file: the sanitizer turns the literal "&a;" (its entity is never expanded)
+    # into "&amp;a"; we keep "&a;".
+    "edge/newsalert/quadratic-blowup.xml",
+}
+
+
+def _published(feed):
+    """What goes downstream: cleaned text, canonical links, ids, dates."""
+    entries = [
+        (
+            clean_text(e.title),
+            canonical_url(e.link) if e.link else None,
+            e.guid,
+            e.published,
+            e.published_is_fetch_time,
+            clean_text(e.body),
+        )
+        for e in feed.entries
+    ]
+    return (feed.error is None, feed.format, clean_text(feed.title or ""), entries)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row["path"] for row in ROWS])
+def test_the_default_parser_publishes_what_feedparser_publishes(row):
+    data = (CORPUS / row["path"]).read_bytes()
+    url = (CORPUS / row["path"]).resolve().as_uri()
+    ours = parse_feed(data, url=url, fetched_at=1_800_000_000.0)
+    theirs = parse_feed(data, url=url, fetched_at=1_800_000_000.0, parser="feedparser")
+    if row["path"] in PARITY_EXCEPTIONS:
+        assert _published(ours) != _published(theirs), "fixed? then drop it from the exceptions"
+    else:
+        assert _published(ours) == _published(theirs)

@@ -1,4 +1,12 @@
-from connectors.identity import article_id, canonical_url, content_hash
+from connectors.identity import (
+    CONTENT_HASH_VERSION,
+    article_id,
+    canonical_url,
+    content_hash,
+    is_current_content_hash,
+    plain_text,
+)
+from connectors.rss import parse_feed
 
 
 def test_scheme_and_host_are_lowercased():
@@ -54,3 +62,35 @@ def test_content_hash_changes_with_title_body_or_link():
     assert base != content_hash("t2", "b", "https://x/")
     assert base != content_hash("t", "b2", "https://x/")
     assert base != content_hash("t", "b", "https://y/")
+
+
+def test_content_hash_is_versioned_and_reads_only_the_text():
+    plain = content_hash("Café & co", "<p>One</p>\n<p>two</p>", "https://x/")
+    assert plain.startswith(CONTENT_HASH_VERSION) and is_current_content_hash(plain)
+    assert not is_current_content_hash("0123456789abcdef0123456789abcdef")  # an old-style hash
+    marked_up = content_hash(
+        "Caf&eacute; &amp; co",
+        '<p class="x">One</p><script>track()</script><p>two</p><!-- c --><style>p{}</style>',
+        "https://x/",
+    )
+    assert plain_text("<p>One</p>\n<p>two</p>") == "One two"
+    assert marked_up == content_hash("Café & co", "<p>One</p><p>two</p>", "https://x/")
+
+
+SANITIZED_BY_FEEDPARSER = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>T</title><item><title>A &amp; B</title>
+<link>https://x.example/a</link>
+<description><![CDATA[<p onclick="x()" style="color:red">Hello <em>world</em>&nbsp;!</p>
+<script>alert(1)</script><style>p {}</style><img src="a.png" onerror="x()"> <blink>Old</blink>
+]]></description></item></channel></rss>"""
+
+
+def test_the_fallback_parser_and_the_default_give_the_same_hash():
+    fast = parse_feed(SANITIZED_BY_FEEDPARSER)
+    slow = parse_feed(SANITIZED_BY_FEEDPARSER, parser="feedparser")
+    assert (fast.parser, slow.parser) == ("lxml", "feedparser")
+    assert fast.entries[0].body != slow.entries[0].body  # feedparser sanitised the HTML
+    (ours,), (theirs,) = fast.entries, slow.entries
+    assert content_hash(ours.title, ours.body, ours.link) == content_hash(
+        theirs.title, theirs.body, theirs.link
+    )

@@ -3,7 +3,7 @@ import asyncio
 from prometheus_client import REGISTRY
 
 from connectors.base import FeedEntry, FeedRequest, FetchResult
-from connectors.identity import article_id
+from connectors.identity import CONTENT_HASH_VERSION, article_id
 from connectors.poller import FeedPoller
 from connectors.state import FeedState
 from streams.settings import Settings
@@ -234,3 +234,24 @@ async def test_two_pollers_sharing_one_database_never_poll_a_feed_twice(tmp_path
     assert source.requests == {url: 1 for url in feeds}
     await asyncio.gather(*(p.poll_once(NOW + 700) for p in pollers))
     assert source.requests == {url: 2 for url in feeds}, "due again after the interval"
+
+
+async def test_a_hash_stored_by_an_older_version_is_replaced_without_publishing(tmp_path):
+    publisher = ListPublisher()
+    script = {
+        FEED_A: [
+            fetched(FEED_A, entry(1, body="<p>same</p>")),
+            fetched(FEED_A, entry(1, body="<p>same</p>")),
+            fetched(FEED_A, entry(1, body="<p>edited</p>")),
+        ]
+    }
+    poller, state = make_poller(tmp_path, ScriptedSource(script), publisher)
+    aid = article_id(url="https://a.example/story/1")
+    state.mark_published(aid, FEED_A, "0123456789abcdef0123456789abcdef", NOW - 86400)
+    assert await poller.poll_once(NOW) == 0, "an old-style hash means unknown, not changed"
+    assert publisher.articles == []
+    stored = state.published_entries([aid])[aid].content_hash
+    assert stored.startswith(CONTENT_HASH_VERSION)
+    assert await poller.poll_once(NOW + 10_000) == 0  # unchanged against the new hash
+    assert await poller.poll_once(NOW + 20_000) == 1  # a real edit is still an update
+    assert [(a.body, a.is_update) for a in publisher.articles] == [("<p>edited</p>", True)]
