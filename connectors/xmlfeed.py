@@ -35,8 +35,8 @@ from connectors.xmltext import (
     has_c1_controls,
     html_entities_to_numeric,
     is_utf8,
+    mend,
     repaired,
-    repaired_markup,
     timestamp,
 )
 
@@ -53,6 +53,7 @@ _LINK_REFERENCE = re.compile("&([A-Za-z0-9_]+);")
 _XMLNS_DECLARATION = re.compile(r"""\sxmlns(?::[\w.-]+)?=(?:"[^"]*"|'[^']*')""")
 _FEED_HINTS = frozenset({"ttl", "sy_updateperiod", "sy_updatefrequency"})
 _NO_ATTRIBUTES: dict[str, str] = {}
+_SCOPED = re.compile(r"(?:base|lang)$", re.IGNORECASE)  # xml:base, xml:lang, base, lang
 
 
 @dataclass(frozen=True)
@@ -106,17 +107,16 @@ def parse_xml(
     version = _version(root, utf8)
     if version is None:
         return "root element is not RSS, RDF or Atom"
-    walker = _Walker(version, url or "", has_c1_controls(utf8))
+    walker = _Walker(version, url or "", has_c1_controls(utf8), max_entries)
     walker.element(root, _name(root.tag, root.prefix))
     feed = walker.feed
-    capped = walker.entries[:max_entries]
-    entries = tuple(entry for raw in capped if (entry := _entry(raw)) is not None)
+    entries = tuple(entry for raw in walker.entries if (entry := _entry(raw)) is not None)
     return XmlFeed(
         version,
         _text(feed.get("title")),
         _text(feed.get("language")),
         entries,
-        len(walker.entries),
+        len(walker.entries) + walker.entries_beyond_cap,
         _text(feed.get("ttl")),
         _text(feed.get("sy_updateperiod")),
         _text(feed.get("sy_updatefrequency")),
@@ -132,28 +132,25 @@ def _tree(data: bytes, http_charset: str | None) -> tuple[Any, bytes, tuple[str,
             # With a DOCTYPE (and no DTD loaded) libxml2 would keep &eacute; as an unexpanded
             # reference node instead of refusing it: rewrite HTML entity names first.
             utf8 = html_entities_to_numeric(utf8)
-        warnings = (decoded.warning,) if decoded.warning else ()
-        try:
-            return etree.fromstring(utf8, _parser()), utf8, warnings
-        except etree.XMLSyntaxError as exc:
-            if decoded.lazy and not is_utf8(decoded.data):
-                continue  # not UTF-8 after all: feedparser goes on to the next encoding
-            error = f"not well-formed: {exc}"
-        with_references = html_entities_to_numeric(utf8)
-        if with_references is not utf8:
-            utf8 = with_references  # it had HTML entity names: the common reason to refuse
+        warnings = [decoded.warning] if decoded.warning else []
+        done: set[str] = set()
+        first_error = None
+        while True:
             try:
-                return etree.fromstring(utf8, _parser()), utf8, warnings
+                return etree.fromstring(utf8, _parser()), utf8, tuple(warnings)
             except etree.XMLSyntaxError as exc:
-                error = f"not well-formed: {exc}"
-        mended = repaired_markup(utf8)
-        if mended is None:
-            return error
-        try:
-            root = etree.fromstring(mended, _parser())
-        except etree.XMLSyntaxError:
-            return error
-        return root, mended, (*warnings, f"{error}; mended and parsed")
+                error = str(exc)
+            if first_error is None:
+                if decoded.lazy and not is_utf8(decoded.data):
+                    break  # not UTF-8 after all: feedparser goes on to the next encoding
+                first_error = f"not well-formed: {error}"
+            mended = mend(utf8, error)
+            if mended is None or mended[0] in done:
+                return first_error
+            done.add(mended[0])
+            utf8 = mended[1]
+            if mended[0] != "HTML entity names":  # feedparser reads those; no warning
+                warnings.append(f"not well-formed ({error}): {mended[0]}")
     return "encoding unknown: no candidate decodes it"
 
 
@@ -259,9 +256,11 @@ def _is_base64(attributes: dict[str, str], content_type: str) -> bool:
 class _Walker:
     """feedparser's state machine, driven by the lxml tree instead of SAX events."""
 
-    def __init__(self, version: str, base: str, c1_controls: bool) -> None:
+    def __init__(self, version: str, base: str, c1_controls: bool, max_entries: int) -> None:
         self.version = version
         self.c1_controls = c1_controls
+        self.max_entries = max_entries
+        self.entries_beyond_cap = 0
         # feedparser joins the base with itself at every element ("file:///a" becomes
         # "file://a"); once is enough, the join is idempotent after that.
         self.base = (make_safe_absolute_uri(base, base) or base) if base else base
@@ -302,6 +301,13 @@ class _Walker:
                 self.children(element)
             self.depth -= 1
             return
+        if handler is None and not any(_SCOPED.search(key) for key, _ in items):
+            # Attributes of an element we do not read (media:content url=...) matter only
+            # when they set xml:base or xml:lang for its children.
+            if name not in _FEED_HINTS:
+                self.children(element)
+            self.depth -= 1
+            return
         attributes = _attributes(items)
         saved_base = self.base
         base = attributes.get("xml:base", attributes.get("base"))
@@ -321,14 +327,82 @@ class _Walker:
     def children(self, element: Any) -> None:
         names = _names
         handlers = _HANDLERS
+        leaves = _LEAVES
         for child in element:
             tag = child.tag
             if tag.__class__ is not str:
                 continue  # a comment or processing instruction
             name = names.get(tag) or _name(tag, child.prefix)
-            # An element without a handler and without children changes nothing we keep.
-            if name in handlers or name in _FEED_HINTS or len(child):
+            leaf = leaves.get(name)
+            if leaf is not None and not len(child) and not child.items():
+                # Most elements: text only, no attributes. The same rules, fewer steps.
+                self.depth += 1
+                leaf(self, child.text or "")
+                self.depth -= 1
+            elif name in handlers or len(child):
+                # An element without a handler and without children changes nothing we keep.
                 self.element(child, name)
+
+    # -- handlers for an element with text only (no attributes, no children)
+
+    def title_text(self, text: str) -> None:
+        if -1 < self.title_depth <= self.depth:  # an earlier title stands; pop would say so
+            if text.strip():
+                self.title_depth = self.depth
+        elif self.pop("title", text, self.infeed or self.inentry or self.insource):
+            self.title_depth = self.depth
+
+    def media_title_text(self, text: str) -> None:
+        if -1 < self.title_depth <= self.depth:
+            return  # an earlier title stands, and a media:title leaves title_depth as it was
+        title_depth = self.title_depth
+        self.title_text(text)
+        self.title_depth = title_depth
+
+    def link_text(self, text: str) -> None:
+        self.pop("link", text, self.infeed or self.inentry or self.insource)
+
+    def guid_text(self, text: str) -> None:
+        self.guid_is_link = True
+        self.context().setdefault("link", self.pop("id", text))
+
+    def description_text(self, text: str) -> None:
+        if "summary" in self.context() and not self.has_content:
+            self.content_text(text)
+        else:
+            self.pop("description", text, self.infeed or self.inentry or self.insource)
+
+    def summary_text(self, text: str) -> None:
+        if "summary" in self.context() and not self.has_content:
+            self.content_text(text)
+        else:
+            self.pop("summary", text)
+
+    def content_text(self, text: str) -> None:  # Atom content, or a summary taken as content
+        self.has_content = True
+        self.context().setdefault("summary", self.pop("content", text))
+
+    def content_encoded_text(self, text: str) -> None:
+        self.has_content = True
+        self.context().setdefault("summary", self.pop("content", text))
+
+    def published_text(self, text: str) -> None:
+        self.context()["published_parsed"] = timestamp(self.pop("published", text))
+
+    def updated_text(self, text: str) -> None:
+        self.context()["updated_parsed"] = timestamp(self.pop("updated", text))
+
+    def language_text(self, text: str) -> None:
+        self.pop("language", text)
+
+    def ttl_text(self, text: str) -> None:
+        self.pop("ttl", text)
+
+    def update_period_text(self, text: str) -> None:
+        self.pop("sy_updateperiod", text)
+
+    def update_frequency_text(self, text: str) -> None:
+        self.pop("sy_updatefrequency", text)
 
     # -- what mixin.pop does with a value: resolve, repair, then store it where it belongs
 
@@ -340,7 +414,8 @@ class _Walker:
             output = base64_decoded(output)
         if output and (name == "link" or (name == "id" and self.guid_is_link)):
             output = _resolved(self.base, output)
-        output = repaired(output, self.c1_controls)
+        if not output.isascii():
+            output = repaired(output, self.c1_controls)
         if name == "title" and -1 < self.title_depth <= self.depth:
             return output
         if self.inentry and not self.insource:
@@ -420,6 +495,12 @@ class _Walker:
         self.infeed = False
 
     def item(self, element: Any, attributes: dict[str, str]) -> None:
+        if len(self.entries) >= self.max_entries:
+            # Counted, not read. What an entry leaves behind for the feed's own elements
+            # (its title's depth) comes out the same: a later feed title is kept either way.
+            self.entries_beyond_cap += 1
+            self.title_depth = -1
+            return
         self.entry = {}
         self.entry_depths = {}
         self.entries.append(self.entry)
@@ -469,6 +550,8 @@ class _Walker:
             self.title_depth = self.depth
 
     def media_title(self, element: Any, attributes: dict[str, str]) -> None:
+        if -1 < self.title_depth <= self.depth and not len(element):
+            return  # as in media_title_text
         title_depth = self.title_depth
         self.title(element, attributes)
         self.title_depth = title_depth
@@ -605,6 +688,38 @@ def _serialized(element: Any) -> str:
     """An element inside content as markup, without the namespace declarations lxml adds."""
     markup: str = etree.tostring(element, encoding="unicode", with_tail=False)
     return _XMLNS_DECLARATION.sub("", markup) if "xmlns" in markup else markup
+
+
+_LEAVES = {
+    "title": _Walker.title_text,
+    "dc_title": _Walker.title_text,
+    "media_title": _Walker.media_title_text,
+    "link": _Walker.link_text,
+    "guid": _Walker.guid_text,
+    "id": _Walker.guid_text,
+    "description": _Walker.description_text,
+    "dc_description": _Walker.description_text,
+    "media_description": _Walker.description_text,
+    "summary": _Walker.summary_text,
+    "itunes_summary": _Walker.summary_text,
+    "content": _Walker.content_text,
+    "content_encoded": _Walker.content_encoded_text,
+    "fullitem": _Walker.content_encoded_text,
+    "published": _Walker.published_text,
+    "issued": _Walker.published_text,
+    "pubdate": _Walker.published_text,
+    "dcterms_issued": _Walker.published_text,
+    "updated": _Walker.updated_text,
+    "modified": _Walker.updated_text,
+    "lastbuilddate": _Walker.updated_text,
+    "dc_date": _Walker.updated_text,
+    "dcterms_modified": _Walker.updated_text,
+    "language": _Walker.language_text,
+    "dc_language": _Walker.language_text,
+    "ttl": _Walker.ttl_text,
+    "sy_updateperiod": _Walker.update_period_text,
+    "sy_updatefrequency": _Walker.update_frequency_text,
+}
 
 
 def _own_text(element: Any) -> str:
