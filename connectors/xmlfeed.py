@@ -69,6 +69,8 @@ def _parser() -> Any:
             no_network=True,
             huge_tree=False,
             collect_ids=False,
+            remove_comments=True,  # feedparser ignores comments and processing instructions
+            remove_pis=True,
         )
     return parser
 

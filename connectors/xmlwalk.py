@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import uses_relative
 
 from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import _urljoin, make_safe_absolute_uri
@@ -27,6 +28,7 @@ _LINK_REFERENCE = re.compile("&([A-Za-z0-9_]+);")
 _XMLNS_DECLARATION = re.compile(r"""\sxmlns(?::[\w.-]+)?=(?:"[^"]*"|'[^']*')""")
 _FEED_HINTS = frozenset({"ttl", "sy_updateperiod", "sy_updatefrequency"})
 _NO_ATTRIBUTES: dict[str, str] = {}
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _SCOPED = re.compile(r"(?:base|lang)$", re.IGNORECASE)  # xml:base, xml:lang, base, lang
 
 
@@ -559,18 +561,27 @@ def _own_text(element: Any) -> str:
 
 def _resolved(base: str, uri: str) -> str:
     """feedparser's resolve_uri (feedparser.urls._urljoin), skipped where it changes nothing:
-    an absolute http(s) URL that urllib's urlparse and urlunparse give back unchanged."""
-    if (
-        uri.startswith(("https://", "http://"))
-        and uri.isascii()
-        and uri.isprintable()  # urlsplit drops tabs and newlines
-        and ";" not in uri  # an empty ;params would be dropped
-        and "[" not in uri  # an IPv6 host may be refused
-        and "?#" not in uri
-        and not uri.endswith(("?", "#", ":"))
-        and uri[8 if uri[4] == "s" else 7 : 9 if uri[4] == "s" else 8] not in ("/", "")
-    ):
-        return uri
+    an absolute http(s) URL that urllib's urlparse and urlunparse give back unchanged, and a
+    URI of a scheme urljoin never resolves against (tag:, urn: ...), which it hands back."""
+    if uri.startswith(("https://", "http://")):
+        if (
+            uri.isascii()
+            and uri.isprintable()  # urlsplit drops tabs and newlines
+            and ";" not in uri  # an empty ;params would be dropped
+            and "[" not in uri  # an IPv6 host may be refused
+            and "?#" not in uri
+            and not uri.endswith(("?", "#", ":"))
+            and uri[8 if uri[4] == "s" else 7 : 9 if uri[4] == "s" else 8] not in ("/", "")
+        ):
+            return uri
+    else:
+        scheme = _SCHEME.match(uri)
+        if (
+            scheme is not None
+            and scheme.group(1).lower() not in uses_relative
+            and not uri.startswith("//", scheme.end())
+        ):
+            return uri
     return _urljoin(base or "", uri)
 
 

@@ -7,13 +7,15 @@ feedparser itself (``parse_feed(..., parser="feedparser")``) besides asserting t
 from __future__ import annotations
 
 import calendar
+import random
 import socket
 
 import pytest
 from feedparser.datetimes import _parse_date
+from feedparser.urls import _urljoin
 from lxml import etree
 
-from connectors import xmlfeed
+from connectors import xmlfeed, xmlwalk
 from connectors.rss import parse_feed
 from connectors.xmltext import timestamp
 
@@ -350,3 +352,14 @@ def test_entries_beyond_the_cap_are_counted_and_dropped():
     parsed = parse_feed(rss(items), fetched_at=FETCHED_AT, max_entries=10)
     assert (parsed.parser, len(parsed.entries)) == ("lxml", 10)
     assert parsed.warnings == ("20 entries beyond the cap of 10 dropped",)
+
+
+def test_the_url_shortcut_answers_what_feedparsers_urljoin_answers():
+    # connectors.xmlwalk skips urljoin where it changes nothing; it must never differ.
+    pieces = ["http://", "https://", "HTTP://", "tag:", "urn:", "feed://", "ftp:", "/", "", " "]
+    tails = ["x.example/a", "/x.example", "a?b=1#c", "a?", "a#", "a;p", "[::1]/", "a b", "é", ""]
+    rng = random.Random(7)
+    uris = [rng.choice(pieces) + rng.choice(tails) + rng.choice(tails) for _ in range(2000)]
+    for base in ("https://news.example/feed", "file:///work/feed.xml", ""):
+        for uri in uris:
+            assert xmlwalk._resolved(base, uri) == _urljoin(base, uri), (base, uri)
