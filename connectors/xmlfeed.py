@@ -89,7 +89,10 @@ def parse_xml(
     if version is None:
         return "root element is not RSS, RDF or Atom"
     walker = Walker(version, url or "", has_c1_controls(utf8), max_entries)
-    walker.element(root, element_name(root.tag, root.prefix))
+    try:
+        walker.element(root, element_name(root.tag, root.prefix))
+    except RecursionError:  # libxml2 stops at depth 256; this is only a second guard
+        return "nested too deeply to walk"
     feed = walker.feed
     entries = tuple(entry for raw in walker.entries if (entry := _entry(raw)) is not None)
     return XmlFeed(
