@@ -20,7 +20,6 @@ from lxml import etree
 from connectors.xmltext import base64_decoded, escape, repaired, timestamp
 
 _NAMESPACES = {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespaces.items()}
-_XML_NS = "{http://www.w3.org/XML/1998/namespace}"
 _XHTML = "application/xhtml+xml"
 _HTML_TYPES = frozenset({_XHTML, "text/html"})
 _TYPE_NAMES = {"text": "text/plain", "plain": "text/plain", "html": "text/html", "xhtml": _XHTML}
@@ -266,8 +265,14 @@ class Walker:
             self.context()[name] = _fixed_link(output) if name == "link" else output
         return output
 
-    def content(self, element: Any, name: str, content_type: str, attributes: dict[str, str],
-                expecting: bool) -> tuple[str, str]:  # fmt: skip
+    def content(
+        self,
+        element: Any,
+        name: str,
+        content_type: str,
+        attributes: dict[str, str],
+        expecting: bool,
+    ) -> tuple[str, str]:
         """push_content ... pop_content: the element's text with any child elements as markup."""
         base64 = attributes is not _NO_ATTRIBUTES and _is_base64(attributes, content_type)
         if len(element):
