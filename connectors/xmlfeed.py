@@ -26,7 +26,7 @@ from typing import Any
 
 from lxml import etree
 
-from connectors.xmltext import encodings, has_c1_controls, html_entities_to_numeric, is_utf8, mend
+from connectors.xmltext import encodings, html_entities_to_numeric, is_utf8, mend
 from connectors.xmlwalk import Walker, attributes_of, element_name
 
 _RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "rss094"}
@@ -88,7 +88,7 @@ def parse_xml(
     version = _version(root, utf8)
     if version is None:
         return "root element is not RSS, RDF or Atom"
-    walker = Walker(version, url or "", has_c1_controls(utf8), max_entries)
+    walker = Walker(version, url or "", utf8, max_entries)
     try:
         walker.element(root, element_name(root.tag, root.prefix))
     except RecursionError:  # libxml2 stops at depth 256; this is only a second guard

@@ -11,6 +11,7 @@ import codecs
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from html.entities import name2codepoint
 
 from feedparser.datetimes import _parse_date
@@ -253,7 +254,7 @@ def timestamp(value: str | None) -> float | None:
         if zone and zone != "z":
             offset = int(zone[1:3]) * 3600 + int(zone[4:]) * 60
             offset = -offset if zone[0] == "-" else offset
-        fast = _utc_seconds(year, month, day, hour, minute, second or "0", offset)
+        fast = _utc_seconds(year, int(month), day, hour, minute, second or "0", offset)
         if fast is not None:
             return fast
     else:
@@ -271,27 +272,21 @@ def timestamp(value: str | None) -> float | None:
         return None
 
 
-_DAYS_BEFORE_MONTH = (0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
-_DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def _utc_seconds(
-    year_text: str, month_text: str, day_text: str, hour: str, minute: str, second: str,
-    offset: int,
-) -> float | None:  # fmt: skip
+    year: str, month: int, day: str, hour: str, minute: str, second: str, offset: int
+) -> float | None:
     """Epoch seconds of a UTC wall-clock time minus ``offset``; None for a date datetime
     would refuse (feedparser refuses it then, or reads it another way)."""
-    year, month, day = int(year_text), int(month_text), int(day_text)
     h, m, s = int(hour), int(minute), int(second)
-    if not (1 <= month <= 12 and 1 <= day <= _DAYS_IN_MONTH[month] and year >= 1):
+    if h > 23 or m > 59 or s > 59:
         return None
-    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    if month == 2 and day == 29 and not leap or h > 23 or m > 59 or s > 59:
+    try:
+        days = date(int(year), month, int(day)).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
         return None
-    y = year - 1
-    days = y * 365 + y // 4 - y // 100 + y // 400 + _DAYS_BEFORE_MONTH[month] + day - 719163
-    if month > 2 and leap:
-        days += 1
     return float(days * 86400 + h * 3600 + m * 60 + s - offset)
 
 
@@ -309,4 +304,4 @@ def _rfc822(
         return None  # GMT+2 and the like: feedparser's own rules
     else:
         offset = timezone_names.get(zone, 0) * 3600
-    return _utc_seconds(year, str(month), day, hour, minute, second or "0", offset)
+    return _utc_seconds(year, month, day, hour, minute, second or "0", offset)

@@ -363,3 +363,19 @@ def test_the_url_shortcut_answers_what_feedparsers_urljoin_answers():
     for base in ("https://news.example/feed", "file:///work/feed.xml", ""):
         for uri in uris:
             assert xmlwalk._resolved(base, uri) == _urljoin(base, uri), (base, uri)
+
+
+def test_the_date_shortcuts_answer_what_feedparsers_date_parser_answers():
+    rng = random.Random(11)
+    values = []
+    for _ in range(1000):
+        y, mo, d = rng.randint(1899, 2101), rng.randint(1, 12), rng.randint(1, 31)
+        h, mi, s = rng.randint(0, 24), rng.randint(0, 59), rng.randint(0, 60)
+        zone = rng.choice(["Z", "+01:00", "-07:30", "", "+0530"])
+        values.append(f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{zone}")
+        day = rng.choice(["Mon, ", "Tue, ", "Sunday, ", "", "Xyz, "])
+        zone = rng.choice(["GMT", "+0100", "-0730", "EST", "UT", "Z", "CEST", "GMT+2"])
+        values.append(f"{day}{d} {calendar.month_abbr[mo]} {y} {h:02d}:{mi:02d}:{s:02d} {zone}")
+    for value in values:
+        struct = _parse_date(value)
+        assert timestamp(value) == (float(calendar.timegm(struct)) if struct else None), value
