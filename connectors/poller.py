@@ -10,6 +10,7 @@ feed list without polling a feed twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -28,6 +29,7 @@ from connectors.identity import article_id, canonical_url, content_hash, is_curr
 from connectors.publisher import Publisher
 from connectors.rss import RssSource
 from connectors.state import FeedRow, FeedState
+from newsalert.database import unavailable_errors, wait_out_outage, when_available
 from streams.records import RawArticle
 from streams.settings import Settings
 
@@ -108,18 +110,27 @@ class FeedPoller:
     async def run(self) -> None:
         """Poll forever: start each feed when due, at most ``max_concurrent_feeds`` at a time."""
         in_flight: dict[str, asyncio.Task[int]] = {}
+        outages = 0
         try:
             while True:
                 now = self._clock()
                 free = self._max_concurrent - len(in_flight)
-                claimed = self._state.claim_due_feeds(now, self.owner, self._lease_seconds, free)
+                try:
+                    claimed = self._state.claim_due_feeds(
+                        now, self.owner, self._lease_seconds, free
+                    )
+                    next_due = self._state.next_due_at()
+                except unavailable_errors() as problem:
+                    await wait_out_outage(problem, "feed polling", outages)
+                    outages += 1
+                    continue
+                outages = 0
                 for feed in claimed:
                     if feed.url in in_flight:
                         continue  # its lease ran out while it was still being polled
                     task = asyncio.create_task(self.poll_feed(feed, now), name=f"poll {feed.url}")
                     in_flight[feed.url] = task
                     task.add_done_callback(functools.partial(self._finished, in_flight, feed.url))
-                next_due = self._state.next_due_at()
                 delay = RUN_GRANULARITY_SECONDS
                 if next_due is not None and next_due > now:
                     delay = min(delay, next_due - now)
@@ -133,7 +144,8 @@ class FeedPoller:
             for task in in_flight.values():
                 task.cancel()
             await asyncio.gather(*in_flight.values(), return_exceptions=True)
-            self._state.release_leases(self.owner)
+            with contextlib.suppress(*unavailable_errors()):  # the leases expire anyway
+                self._state.release_leases(self.owner)
 
     def _finished(
         self, in_flight: dict[str, asyncio.Task[int]], url: str, _done: asyncio.Task[int]
@@ -172,13 +184,16 @@ class FeedPoller:
         if result.outcome == "error":
             metrics.FEED_FETCH_ERRORS.labels(result.error_kind or "unknown").inc()
             log.warning("%s", result.error)
-        self._state.record_fetch(
-            feed.url,
-            result,
-            now=now,
-            default_interval_seconds=self._settings.poll_interval_seconds,
-            items_seen=new,
-            changed=new + updated > 0,
+        await when_available(
+            lambda: self._state.record_fetch(
+                feed.url,
+                result,
+                now=now,
+                default_interval_seconds=self._settings.poll_interval_seconds,
+                items_seen=new,
+                changed=new + updated > 0,
+            ),
+            f"feed {feed.url}",
         )
         return new + updated
 
@@ -225,7 +240,17 @@ class FeedPoller:
                 failure = f"publishing failed: {type(outcome).__name__}: {outcome}"
                 continue
             article = candidate.article
-            self._state.mark_published(article.article_id, feed.url, candidate.content_hash, now)
+            # Published: wait for the database rather than publish it again on the next poll.
+            await when_available(
+                functools.partial(
+                    self._state.mark_published,
+                    article.article_id,
+                    feed.url,
+                    candidate.content_hash,
+                    now,
+                ),
+                f"feed {feed.url}",
+            )
             metrics.ARTICLES_PUBLISHED.labels("update" if article.is_update else "new").inc()
             if article.is_update:
                 updated += 1

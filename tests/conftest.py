@@ -12,6 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -139,3 +140,26 @@ def postgres_url(postgres_server: str) -> str:
     with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
     return f"{postgres_server}/{name}"
+
+
+@pytest.fixture
+def postgres_outage(postgres_server: str) -> Callable[[str], object]:
+    """``with postgres_outage(url):`` the database refuses connections and every open one is
+    cut, as when PostgreSQL goes down; it comes back when the block ends."""
+    import psycopg
+
+    @contextmanager
+    def outage(url: str) -> Iterator[None]:
+        database = url.rsplit("/", 1)[1]
+        with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false")
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (database,),
+            )
+            try:
+                yield
+            finally:
+                admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
+
+    return outage

@@ -446,27 +446,16 @@ async def test_two_dispatchers_sharing_a_database_send_each_message_once(
 
 
 async def test_a_database_outage_delays_a_spike_but_loses_nothing(
-    tmp_path, receiver, smtp, postgres_server, postgres_url, caplog
+    tmp_path, receiver, smtp, postgres_url, postgres_outage, caplog
 ):
-    import psycopg
-
     settings = settings_for(tmp_path, receiver, smtp, database_url=postgres_url)
     dispatcher = dispatcher_for(settings, Clock())
-    database = postgres_url.rsplit("/", 1)[1]
-    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as admin:
-        admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false")
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-            (database,),
-        )
+    with postgres_outage(postgres_url):
         accepting = asyncio.create_task(dispatcher.accept(copy.deepcopy(SPIKE)))
-        try:
-            await eventually(
-                lambda: "state database unavailable" in caplog.text, what="the outage logged"
-            )
-            assert not accepting.done(), "waits for the database instead of failing the stream"
-        finally:
-            admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
+        await eventually(
+            lambda: "state database unavailable" in caplog.text, what="the outage logged"
+        )
+        assert not accepting.done(), "waits for the database instead of failing the stream"
     try:
         assert await asyncio.wait_for(accepting, 30) == 2
         assert await dispatcher.deliver_due() == 2

@@ -24,6 +24,7 @@ from connectors.poller import FeedPoller
 from connectors.rss import RssSource
 from connectors.state import FeedState
 from streams.settings import Settings
+from tests.conftest import eventually
 
 
 @dataclass
@@ -393,6 +394,31 @@ async def test_run_polls_due_feeds_and_picks_up_added_ones_until_cancelled(
         with contextlib.suppress(asyncio.CancelledError):
             await running
     assert len(feed_server.requests) == 2, "a feed is not polled again before its interval"
+
+
+async def test_a_running_poller_waits_out_a_database_outage(
+    tmp_path, feed_server, make_fetcher, postgres_url, postgres_outage, caplog
+):
+    feed_server.routes["/one"] = reply(200, RSS)
+    config = settings(tmp_path, database_url=postgres_url)
+    publisher = ListPublisher()
+    poller = FeedPoller(config, FeedState(postgres_url), publisher, make_fetcher(config))
+    running = asyncio.create_task(poller.run())
+    try:
+        with postgres_outage(postgres_url):
+            await eventually(
+                lambda: "feed polling: state database unavailable" in caplog.text,
+                what="the outage logged",
+            )
+            assert not running.done(), "the poller waits instead of dying"
+        added = FeedState(postgres_url)
+        added.add_feed(feed_server.url("/one"))
+        added.close()
+        await eventually(lambda: len(publisher.articles) == 2, what="the feed polled after it")
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
 
 
 def run_poller_in_thread(
