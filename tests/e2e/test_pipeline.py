@@ -69,9 +69,10 @@ class RunningService:
             self.process.kill()
 
 
-async def start_service(config: Path, data_dir: Path) -> RunningService:
+async def start_service(config: Path, data_dir: Path, **settings: str) -> RunningService:
+    """``newsalert run`` as a user starts it; ``settings`` are more NEWSALERT_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSALERT_")}
-    env.update(NEWSALERT_METRICS_PORT="0", NEWSALERT_DATA_DIR=str(data_dir))
+    env.update(NEWSALERT_METRICS_PORT="0", NEWSALERT_DATA_DIR=str(data_dir), **settings)
     process = await asyncio.create_subprocess_exec(
         str(NEWSALERT),
         "run",
@@ -91,16 +92,6 @@ async def start_service(config: Path, data_dir: Path) -> RunningService:
         raise
     assert process.returncode is None, "\n".join(service.lines)
     return service
-
-
-@pytest.fixture
-async def servers():
-    feeds, receiver, smtp = FeedServer(), WebhookReceiver(DEMO_SECRET), SmtpSink()
-    for server in (feeds, receiver, smtp):
-        await server.start()
-    yield feeds, receiver, smtp
-    for server in (feeds, receiver, smtp):
-        await server.stop()
 
 
 def write_config(

@@ -4,58 +4,17 @@ restart of the service."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from newsalert.demo import DEMO_SECRET, dated
-from newsalert.localservers import FeedServer, SmtpSink, WebhookReceiver, load_demo_articles
+from newsalert.demo import dated
+from newsalert.localservers import load_demo_articles
 from tests.conftest import eventually
-from tests.e2e.test_pipeline import NEWSALERT, RunningService, write_config
+from tests.e2e.test_pipeline import start_service, write_config
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def servers():
-    feeds, receiver, smtp = FeedServer(), WebhookReceiver(DEMO_SECRET), SmtpSink()
-    for server in (feeds, receiver, smtp):
-        await server.start()
-    yield feeds, receiver, smtp
-    for server in (feeds, receiver, smtp):
-        await server.stop()
-
-
-async def start_service(config: Path, data_dir: Path, database_url: str) -> RunningService:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSALERT_")}
-    env.update(
-        NEWSALERT_METRICS_PORT="0",
-        NEWSALERT_DATA_DIR=str(data_dir),
-        NEWSALERT_DATABASE_URL=database_url,
-    )
-    process = await asyncio.create_subprocess_exec(
-        str(NEWSALERT),
-        "run",
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env=env,
-    )
-    service = RunningService(process)
-    try:
-        await eventually(
-            lambda: service.find("running;") or process.returncode is not None, 60, "service start"
-        )
-    except BaseException:
-        service.kill()
-        raise
-    assert process.returncode is None, "\n".join(service.lines)
-    return service
 
 
 async def test_state_in_postgresql_alerts_once_and_survives_a_restart(
@@ -68,7 +27,7 @@ async def test_state_in_postgresql_alerts_once_and_survives_a_restart(
     config = write_config(tmp_path, feeds, receiver, smtp)
     data_dir = tmp_path / "data"
 
-    service = await start_service(config, data_dir, postgres_url)
+    service = await start_service(config, data_dir, NEWSALERT_DATABASE_URL=postgres_url)
     try:
         assert service.find(f"state is kept in {postgres_url}"), "\n".join(service.lines)
         await eventually(lambda: receiver.received and smtp.messages, 40, "webhook and e-mail")
@@ -97,7 +56,7 @@ async def test_state_in_postgresql_alerts_once_and_survives_a_restart(
 
     # Restarted (the embedded broker's topics are gone): the feeds' entries are known, so
     # nothing is published again, and the delivered alert is not sent again.
-    again = await start_service(config, data_dir, postgres_url)
+    again = await start_service(config, data_dir, NEWSALERT_DATABASE_URL=postgres_url)
     try:
         polls = feeds.requests.count("/tech.xml")
         await eventually(lambda: feeds.requests.count("/tech.xml") >= polls + 3, 20, "re-polls")
