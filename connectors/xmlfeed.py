@@ -22,11 +22,11 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from lxml import etree
 
-from connectors.xmltext import encodings, html_entities_to_numeric, is_utf8, mend
+from connectors.xmltext import encodings, html_entities_to_numeric, is_utf8, mend, timestamp
 from connectors.xmlwalk import Walker, attributes_of, element_name
 
 _RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "rss094"}
@@ -35,8 +35,7 @@ _DOCTYPE = re.compile(rb"<!DOCTYPE[^>]*>", re.IGNORECASE)
 _FIRST_ELEMENT = re.compile(rb"<\w")
 
 
-@dataclass(frozen=True)
-class XmlEntry:
+class XmlEntry(NamedTuple):  # a tuple: made 24 times a feed, twice as fast as a dataclass
     title: str
     link: str | None
     guid: str | None
@@ -90,7 +89,7 @@ def parse_xml(
         return "root element is not RSS, RDF or Atom"
     walker = Walker(version, url or "", utf8, max_entries)
     try:
-        walker.element(root, element_name(root.tag, root.prefix))
+        walker.walk(root)
     except RecursionError:  # libxml2 stops at depth 256; this is only a second guard
         return "nested too deeply to walk"
     feed = walker.feed
@@ -195,9 +194,9 @@ def _entry(raw: dict[str, Any]) -> XmlEntry | None:
     body = max(contents, key=len, default="") or _text(raw.get("summary")) or ""
     if not (title or link or guid or body):
         return None
-    published = raw.get("published_parsed")
+    published = timestamp(raw.get("published_date"))
     if published is None:
-        published = raw.get("updated_parsed")
+        published = timestamp(raw.get("updated_date"))
     return XmlEntry(title, link, guid, body, published)
 
 

@@ -17,7 +17,7 @@ from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import _urljoin, make_safe_absolute_uri
 from lxml import etree
 
-from connectors.xmltext import base64_decoded, escape, has_c1_controls, repaired, timestamp
+from connectors.xmltext import base64_decoded, escape, has_c1_controls, repaired
 
 _NAMESPACES = {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespaces.items()}
 _XHTML = "application/xhtml+xml"
@@ -116,11 +116,15 @@ class Walker:
             return self.entry
         return self.feed
 
-    def element(self, element: Any, name: str) -> None:
-        """feedparser's unknown_starttag ... unknown_endtag for one element."""
+    def walk(self, root: Any) -> None:
         self.depth += 1
+        self.element(root, _KINDS.get(root.tag) or _kind(root))
+        self.depth -= 1
+
+    def element(self, element: Any, kind: tuple[str, Any, Any]) -> None:
+        """feedparser's unknown_starttag ... unknown_endtag for one element (at self.depth)."""
+        name, _, handler = kind
         items = element.items()
-        handler = _HANDLERS.get(name)
         if not items:
             if handler is not None:
                 handler(self, element, _NO_ATTRIBUTES)
@@ -128,14 +132,12 @@ class Walker:
                 self.pop(name, _own_text(element))
             else:
                 self.children(element)
-            self.depth -= 1
             return
         if handler is None and not any(_SCOPED.search(key) for key, _ in items):
             # Attributes of an element we do not read (media:content url=...) matter only
             # when they set xml:base or xml:lang for its children.
             if name not in _FEED_HINTS:
                 self.children(element)
-            self.depth -= 1
             return
         attributes = attributes_of(items)
         saved_base = self.base
@@ -151,26 +153,23 @@ class Walker:
         elif name not in _FEED_HINTS:  # with attributes, feedparser keeps them, not the text
             self.children(element)
         self.base = saved_base
-        self.depth -= 1
 
     def children(self, element: Any) -> None:
-        names = _names
-        handlers = _HANDLERS
-        leaves = _LEAVES
+        """The child elements, one level deeper. Most are text only, without attributes:
+        those go straight to a leaf handler (the same rules, fewer steps)."""
+        self.depth += 1
+        kinds = _KINDS
         for child in element:
-            tag = child.tag
-            if tag.__class__ is not str:
-                continue  # a comment or processing instruction
-            name = names.get(tag) or element_name(tag, child.prefix)
-            leaf = leaves.get(name)
-            if leaf is not None and not len(child) and not child.items():
-                # Most elements: text only, no attributes. The same rules, fewer steps.
-                self.depth += 1
-                leaf(self, child.text or "")
-                self.depth -= 1
-            elif name in handlers or len(child):
+            kind = kinds.get(child.tag) or _kind(child)
+            if kind[1] is not None:
+                if not len(child) and not child.items():
+                    kind[1](self, child.text or "")
+                else:
+                    self.element(child, kind)
+            elif kind[2] is not None or len(child):
                 # An element without a handler and without children changes nothing we keep.
-                self.element(child, name)
+                self.element(child, kind)
+        self.depth -= 1
 
     # -- handlers for an element with text only (no attributes, no children)
 
@@ -216,10 +215,11 @@ class Walker:
         self.context().setdefault("summary", self.pop("content", text))
 
     def published_text(self, text: str) -> None:
-        self.context()["published_parsed"] = timestamp(self.pop("published", text))
+        # The last one counts (feedparser's published_parsed); parsed once, for entries only.
+        self.context()["published_date"] = self.pop("published", text)
 
     def updated_text(self, text: str) -> None:
-        self.context()["updated_parsed"] = timestamp(self.pop("updated", text))
+        self.context()["updated_date"] = self.pop("updated", text)
 
     def language_text(self, text: str) -> None:
         self.pop("language", text)
@@ -348,7 +348,7 @@ class Walker:
         if about:
             self.context()["id"] = about
         if "lastmod" in attributes:
-            self.context()["updated_parsed"] = timestamp(self.pop("updated", attributes["lastmod"]))
+            self.context()["updated_date"] = self.pop("updated", attributes["lastmod"])
         if "href" in attributes:
             self.pop("link", attributes["href"], self.infeed or self.inentry or self.insource)
         self.children(element)
@@ -450,12 +450,10 @@ class Walker:
             self.context().setdefault("summary", value)
 
     def published(self, element: Any, attributes: dict[str, str]) -> None:
-        value = self.pop("published", _own_text(element))
-        self.context()["published_parsed"] = timestamp(value)
+        self.published_text(_own_text(element))
 
     def updated(self, element: Any, attributes: dict[str, str]) -> None:
-        value = self.pop("updated", _own_text(element))
-        self.context()["updated_parsed"] = timestamp(value)
+        self.updated_text(_own_text(element))
 
     def language(self, element: Any, attributes: dict[str, str]) -> None:
         self.pop("language", _own_text(element))
@@ -603,3 +601,20 @@ def _fixed_link(link: str) -> str:
 
 def _without_semicolon(match: re.Match[str]) -> str:
     return "&" + match.group(1)
+
+
+_SKIP: tuple[str, Any, Any] = ("", None, None)
+# Element tag -> (feedparser's name, leaf handler, element handler), for tags in no namespace
+# or one feedparser knows; a name in another namespace depends on the document's prefix.
+_KINDS: dict[Any, tuple[str, Any, Any]] = {}
+
+
+def _kind(element: Any) -> tuple[str, Any, Any]:
+    tag = element.tag
+    if tag.__class__ is not str:
+        return _SKIP  # an entity reference left by a DOCTYPE
+    name = element_name(tag, element.prefix)
+    kind = (name, _LEAVES.get(name), _HANDLERS.get(name))
+    if tag in _names:
+        _KINDS[tag] = kind
+    return kind
