@@ -130,7 +130,10 @@ class FeedState:
         if is_postgres_url(target):
             self._db = PostgresDatabase(str(target))  # ConnectionError names the redacted URL
         else:
-            self._db = SqliteDatabase(target, busy_timeout_seconds=SQLITE_BUSY_TIMEOUT_SECONDS)
+            # NORMAL: a power cut may forget the last polls, which only means polling again.
+            self._db = SqliteDatabase(
+                target, busy_timeout_seconds=SQLITE_BUSY_TIMEOUT_SECONDS, synchronous="NORMAL"
+            )
         self.where = self._db.where  # for messages: the path, or the URL without its password
         self.path: Path | None = getattr(self._db, "path", None)
         try:

@@ -87,7 +87,11 @@ class Database:
 class SqliteDatabase(Database):
     dialect = "sqlite"
 
-    def __init__(self, path: Path | str, busy_timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self, path: Path | str, busy_timeout_seconds: float = 10.0, synchronous: str = "FULL"
+    ) -> None:
+        """``synchronous``: FULL (default) keeps every commit through a power cut, which the
+        delivery outbox needs; NORMAL may lose the last commits then, never on a crash."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -95,7 +99,9 @@ class SqliteDatabase(Database):
         self._db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_seconds)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:

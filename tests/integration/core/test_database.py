@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from newsalert.database import open_database, postgres_ddl, postgres_sql, redacted
+from newsalert.database import (
+    SqliteDatabase,
+    open_database,
+    postgres_ddl,
+    postgres_sql,
+    redacted,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS things (
@@ -77,3 +83,12 @@ def test_passwords_never_appear_in_messages():
 def test_an_unreachable_server_is_a_clear_error(postgres_server):
     with pytest.raises(ConnectionError, match="cannot reach PostgreSQL at postgresql://"):
         open_database("postgresql://newsalert@127.0.0.1:1/none")
+
+
+def test_sqlite_commits_survive_a_power_cut_unless_asked_otherwise(tmp_path):
+    outbox = open_database(tmp_path / "outbox.sqlite3")
+    assert outbox.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    outbox.close()
+    feeds = SqliteDatabase(tmp_path / "feeds.sqlite3", synchronous="NORMAL")
+    assert feeds.execute("PRAGMA synchronous").fetchone()[0] == 1
+    feeds.close()
