@@ -1,5 +1,6 @@
-"""Real local servers for the demo and the tests: a feed server, a webhook receiver and an SMTP
-sink. All bind to 127.0.0.1 on a free port and are stopped by their owner.
+"""Real local servers for the demo, the tests and the benchmarks: a feed server, a webhook
+receiver, an SMTP sink and a throwaway PostgreSQL cluster. All bind to 127.0.0.1 on a free port
+and are stopped by their owner.
 """
 
 from __future__ import annotations
@@ -7,9 +8,16 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import glob
 import hashlib
 import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -221,3 +229,86 @@ class SmtpSink:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.arrived.set)
         return "250 Message accepted for delivery"
+
+
+class PostgresCluster:
+    """A PostgreSQL cluster in a temporary directory from Debian's ``postgresql`` binaries,
+    tuned for tests (no fsync), trusting local connections as user ``newsalert``."""
+
+    def __init__(self) -> None:
+        self.root = tempfile.mkdtemp(prefix="newsalert-pg-")
+        self.base_url = ""
+        self._server: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def binary(name: str) -> str:
+        found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name)]
+        if not found[-1]:
+            raise RuntimeError(
+                f"PostgreSQL's {name} not found: `make test` installs Debian's postgresql "
+                "package; by hand: apt-get install postgresql"
+            )
+        return str(found[-1])
+
+    def start(self, timeout_seconds: float = 30.0) -> str:
+        """Start the cluster; return its base URL (append ``/DBNAME``)."""
+        data, sockets = os.path.join(self.root, "data"), os.path.join(self.root, "sockets")
+        os.mkdir(sockets)
+        as_user: list[str] = []
+        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+            shutil.chown(self.root, "postgres")
+            shutil.chown(sockets, "postgres")
+            as_user = ["runuser", "-u", "postgres", "--"]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        subprocess.run(
+            [*as_user, self.binary("initdb"), "-D", data, "-A", "trust", "-U", "newsalert"]
+            + ["--no-sync", "-E", "UTF8", "--locale", "C"],
+            check=True,
+            capture_output=True,
+        )
+        log_path = os.path.join(self.root, "postgres.log")
+        with open(log_path, "wb") as log_file:
+            self._server = subprocess.Popen(
+                [*as_user, self.binary("postgres"), "-D", data, "-p", str(port), "-k", sockets]
+                + ["-h", "127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off"]
+                + ["-c", "synchronous_commit=off", "-c", "max_connections=200"],
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            )
+        self.base_url = f"postgresql://newsalert@127.0.0.1:{port}"
+        import psycopg
+
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            try:
+                psycopg.connect(f"{self.base_url}/postgres", connect_timeout=2).close()
+                return self.base_url
+            except psycopg.OperationalError:
+                if self._server.poll() is not None or time.monotonic() > deadline:
+                    with open(log_path, encoding="utf-8", errors="replace") as log:
+                        tail = log.read()[-2000:]
+                    self.stop()
+                    raise RuntimeError(f"PostgreSQL did not start: {tail}") from None
+                time.sleep(0.1)
+
+    def create_database(self) -> str:
+        """A fresh, empty database; its URL."""
+        import psycopg
+
+        name = "t_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(f"{self.base_url}/postgres", autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        return f"{self.base_url}/{name}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.terminate()
+            try:
+                self._server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._server.kill()
+                self._server.wait()
+            self._server = None
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
 
 from newsalert.broker import EmbeddedBroker
+from newsalert.localservers import PostgresCluster
 
 
 async def eventually(
@@ -70,76 +64,31 @@ def sample_spike(**changes: object) -> dict:
     return spike
 
 
-def _postgres_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name) or ""]
-    if not found[-1]:
-        pytest.fail(
-            f"PostgreSQL's {name} not found: `make test` installs Debian's postgresql package; "
-            "install it by hand with `apt-get install postgresql`"
-        )
-    return found[-1]
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 for the whole run."""
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+    except RuntimeError as exc:
+        cluster.stop()
+        pytest.fail(str(exc))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster on 127.0.0.1 for the whole run; yields its base URL."""
-    root = tempfile.mkdtemp(prefix="newsalert-pg-")
-    data, sockets = os.path.join(root, "data"), os.path.join(root, "sockets")
-    os.mkdir(sockets)
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
-        shutil.chown(root, "postgres")
-        shutil.chown(sockets, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    subprocess.run(
-        [*as_user, _postgres_bin("initdb"), "-D", data, "-A", "trust", "-U", "newsalert"]
-        + ["--no-sync", "-E", "UTF8", "--locale", "C"],
-        check=True,
-        capture_output=True,
-    )
-    server = subprocess.Popen(
-        [*as_user, _postgres_bin("postgres"), "-D", data, "-p", str(port), "-k", sockets]
-        + ["-h", "127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off"]
-        + ["-c", "synchronous_commit=off", "-c", "max_connections=200"],
-        stdout=subprocess.DEVNULL,
-        stderr=open(os.path.join(root, "postgres.log"), "wb"),
-    )
-    base = f"postgresql://newsalert@127.0.0.1:{port}"
-    try:
-        import psycopg
-
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                psycopg.connect(f"{base}/postgres", connect_timeout=2).close()
-                break
-            except psycopg.OperationalError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log = open(os.path.join(root, "postgres.log")).read()[-2000:]
-                    pytest.fail(f"PostgreSQL did not start: {log}")
-                time.sleep(0.1)
-        yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(root, ignore_errors=True)
+def postgres_server(postgres_cluster: PostgresCluster) -> str:
+    """The session cluster's base URL."""
+    return postgres_cluster.base_url
 
 
 @pytest.fixture
-def postgres_url(postgres_server: str) -> str:
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
     """A fresh, empty database on the session's PostgreSQL server for one test."""
-    import psycopg
-
-    name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    return f"{postgres_server}/{name}"
+    return postgres_cluster.create_database()
 
 
 @pytest.fixture
