@@ -87,7 +87,7 @@ def parse_xml(
     version = _version(root, utf8)
     if version is None:
         return "root element is not RSS, RDF or Atom"
-    walker = Walker(version, url or "", utf8, max_entries)
+    walker = Walker(version, url or "", max_entries)
     try:
         walker.walk(root)
     except RecursionError:  # libxml2 stops at depth 256; this is only a second guard

@@ -17,7 +17,7 @@ from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import _urljoin, make_safe_absolute_uri
 from lxml import etree
 
-from connectors.xmltext import base64_decoded, escape, has_c1_controls, repaired
+from connectors.xmltext import base64_decoded, escape, repaired
 
 _NAMESPACES = {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespaces.items()}
 _XHTML = "application/xhtml+xml"
@@ -84,10 +84,8 @@ def _is_base64(attributes: dict[str, str], content_type: str) -> bool:
 class Walker:
     """feedparser's state machine, driven by the lxml tree instead of SAX events."""
 
-    def __init__(self, version: str, base: str, document: bytes, max_entries: int) -> None:
+    def __init__(self, version: str, base: str, max_entries: int) -> None:
         self.version = version
-        self.document = document  # the UTF-8 bytes parsed, asked about C1 characters once
-        self.c1_controls: bool | None = None
         self.max_entries = max_entries
         self.entries_beyond_cap = 0
         # feedparser joins the base with itself at every element ("file:///a" becomes
@@ -244,9 +242,7 @@ class Walker:
         if output and (name == "link" or (name == "id" and self.guid_is_link)):
             output = _resolved(self.base, output)
         if not output.isascii():
-            if self.c1_controls is None:
-                self.c1_controls = has_c1_controls(self.document)
-            output = repaired(output, self.c1_controls)
+            output = repaired(output)
         if name == "title" and -1 < self.title_depth <= self.depth:
             return output
         if self.inentry and not self.insource:
