@@ -349,31 +349,40 @@ class DeliveryStore:
         the same spike and group is superseded by the newer state. A re-read spike's
         notifications are ignored (deterministic ids). Returns how many were new."""
         now = time.time() if now is None else now
-        added = 0
-        encoded: dict[int, str] = {}
+        batch = list(notifications)
+        if not batch:
+            return 0
+        # A few set-wise statements instead of three per notification: on PostgreSQL each is a
+        # network round trip, and one spike can fan out to thousands of subscribers.
+        encoded: dict[int, str] = {}  # one spike fans out to many subscribers: serialise once
+        rows: list[tuple[Any, ...]] = []
+        superseded: list[tuple[float, str, str]] = []
+        announced: list[tuple[str, str, float]] = []
         with self._transaction() as db:
-            for n, due_at, status in notifications:
-                older = db.execute(
-                    "SELECT message_id, next_attempt_at FROM outbox WHERE group_key = ? AND "
-                    "spike_id = ? AND status = ? AND attempts = 0 AND message_id != ?",
-                    (n.group_key, n.spike.get("spike_id", ""), status, n.message_id),
-                ).fetchall()
+            existing = _present_ids(db, [n.message_id for n, _, _ in batch])
+            untried = _untried_by_group(db, {n.group_key for n, _, _ in batch})
+            for n, due_at, status in batch:
+                key = (n.group_key, n.spike.get("spike_id", ""), status)
+                older = [o for o in untried.get(key, []) if o[0] != n.message_id]
                 due_at = min([due_at, *(o[1] for o in older)])
-                # One spike fans out to many subscribers: serialise it once.
+                announced += [(n.subscriber, story_id, now) for story_id in n.new_story_ids]
+                if n.message_id in existing:
+                    continue  # a re-read spike: already queued
+                existing.add(n.message_id)
                 if id(n.spike) not in encoded:
                     encoded[id(n.spike)] = json.dumps(n.spike)
-                if _insert(db, n, status, due_at, now, encoded[id(n.spike)]):
-                    added += 1
-                    for o in older:
-                        db.execute(
-                            "UPDATE outbox SET status = 'superseded', updated_at = ?, "
-                            "last_error = ? WHERE message_id = ?",
-                            (now, f"superseded by {n.message_id}", o[0]),
-                        )
-                db.executemany(
-                    "INSERT INTO announced_stories VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                    [(n.subscriber, story_id, now) for story_id in n.new_story_ids],
-                )
+                rows.append(_outbox_values(n, status, due_at, now, encoded[id(n.spike)]))
+                superseded += [(now, f"superseded by {n.message_id}", o[0]) for o in older]
+                untried[key] = [(n.message_id, due_at)]  # what a later one would supersede
+            added = _insert_rows(db, rows)
+            db.executemany(
+                "UPDATE outbox SET status = 'superseded', updated_at = ?, last_error = ? "
+                "WHERE message_id = ?",
+                superseded,
+            )
+            db.executemany(
+                "INSERT INTO announced_stories VALUES (?, ?, ?) ON CONFLICT DO NOTHING", announced
+            )
         return added
 
     def due(self, now: float, limit: int = 100, exclude: Iterable[str] = ()) -> list[OutboxRow]:
@@ -603,6 +612,51 @@ class DeliveryStore:
         return self._db.execute("DELETE FROM silences WHERE id = ?", (silence_id,)).rowcount == 1
 
 
+_OUTBOX_COLUMNS = (
+    "message_id, subscriber, channel, target, topic, state, spike_id, group_key, kind, spike, "
+    "status, next_attempt_at, created_at, updated_at"
+)
+_OUTBOX_ROW = "(" + ", ".join(["?"] * 14) + ")"
+_CHUNK_ROWS = 500  # rows per statement: 14 parameters each stays far below either limit
+
+
+def _outbox_values(
+    n: Notification, status: str, due_at: float, now: float, spike_json: str | None = None
+) -> tuple[Any, ...]:
+    spike = n.spike
+    return (
+        n.message_id,
+        n.subscriber,
+        n.channel,
+        n.target,
+        spike.get("topic", ""),
+        spike.get("state", ""),
+        spike.get("spike_id", ""),
+        n.group_key,
+        n.kind,
+        spike_json or json.dumps(spike),
+        status,
+        due_at,
+        now,
+        now,
+    )
+
+
+def _insert_rows(db: Database, rows: list[tuple[Any, ...]]) -> int:
+    """Add outbox rows whose ids are not there yet; return how many were added."""
+    added = 0
+    for start in range(0, len(rows), _CHUNK_ROWS):
+        chunk = rows[start : start + _CHUNK_ROWS]
+        cursor = db.execute(
+            f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES "
+            + ", ".join([_OUTBOX_ROW] * len(chunk))
+            + " ON CONFLICT DO NOTHING RETURNING message_id",
+            [value for row in chunk for value in row],
+        )
+        added += len(cursor.fetchall())
+    return added
+
+
 def _insert(
     db: Database,
     n: Notification,
@@ -612,28 +666,42 @@ def _insert(
     spike_json: str | None = None,
 ) -> bool:
     """Add one notification to the outbox unless its id is already there."""
-    cursor = db.execute(
-        "INSERT INTO outbox (message_id, subscriber, channel, target, topic, state, "
-        "spike_id, group_key, kind, spike, status, next_attempt_at, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (
-            n.message_id,
-            n.subscriber,
-            n.channel,
-            n.target,
-            n.spike.get("topic", ""),
-            n.spike.get("state", ""),
-            n.spike.get("spike_id", ""),
-            n.group_key,
-            n.kind,
-            spike_json or json.dumps(n.spike),
-            status,
-            due_at,
-            now,
-            now,
-        ),
-    )
-    return cursor.rowcount == 1
+    return _insert_rows(db, [_outbox_values(n, status, due_at, now, spike_json)]) == 1
+
+
+def _present_ids(db: Database, message_ids: list[str]) -> set[str]:
+    present: set[str] = set()
+    for start in range(0, len(message_ids), _CHUNK_ROWS):
+        chunk = message_ids[start : start + _CHUNK_ROWS]
+        present |= {
+            row[0]
+            for row in db.execute(
+                "SELECT message_id FROM outbox WHERE message_id IN ("
+                + ", ".join(["?"] * len(chunk))
+                + ")",
+                chunk,
+            )
+        }
+    return present
+
+
+def _untried_by_group(
+    db: Database, group_keys: set[str]
+) -> dict[tuple[str, str, str], list[tuple[str, float]]]:
+    """Queued, never-tried notifications of these groups, by (group, spike, status)."""
+    found: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
+    keys = sorted(group_keys)
+    for start in range(0, len(keys), _CHUNK_ROWS):
+        chunk = keys[start : start + _CHUNK_ROWS]
+        rows = db.execute(
+            "SELECT message_id, next_attempt_at, group_key, spike_id, status FROM outbox "
+            "WHERE group_key IN (" + ", ".join(["?"] * len(chunk)) + ") "
+            "AND status IN ('pending', 'digest') AND attempts = 0",
+            chunk,
+        )
+        for message_id, due_at, group_key, spike_id, status in rows:
+            found.setdefault((group_key, spike_id, status), []).append((message_id, due_at))
+    return found
 
 
 def _dump(config: SubscriptionConfig) -> str:

@@ -170,6 +170,20 @@ def test_silences_mute_until_they_expire_and_ids_are_not_reused(store):
     assert store.silences(now=NOW + 61) == []
 
 
+def test_a_newer_state_in_the_same_batch_supersedes_the_older(store):
+    spike = sample_spike()
+    escalated = dict(spike, state="escalated")
+    newer = Notification("m1-escalated", "s1", "webhook", "http://127.0.0.1/h1", escalated)
+    batch = [(notification(1, spike), NOW + 30, "pending"), (newer, NOW + 60, "pending")]
+    assert store.enqueue(batch, now=NOW) == 2
+    assert store.get("m1").status == "superseded"
+    assert [(p.message_id, p.next_attempt_at) for p in store.messages(status="pending")] == [
+        ("m1-escalated", NOW + 30)
+    ]
+    assert store.enqueue(batch, now=NOW + 1) == 0, "a re-read batch adds nothing"
+    assert store.get("m1").status == "superseded"
+
+
 def test_digest_items_become_one_message(store):
     spike = sample_spike()
     items = [
