@@ -32,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from newsalert.localservers import PostgresCluster
+
 SECRET = "whsec_" + "YmVuY2gtc2VjcmV0LWtleS1mb3ItYWxlcnRz"
 SUBSCRIBERS = 1000
 THROUGHPUT_ROUNDS = 3
@@ -185,28 +187,13 @@ def _percentile(values: list[float], q: float) -> float:
 class _Running:
     """A dispatcher built from settings, its ``run()`` loop as a task; closed on exit."""
 
-    def __init__(
-        self, settings: Any, synchronous: str | None = None, max_in_flight: int | None = None
-    ) -> None:
+    def __init__(self, settings: Any, synchronous: str | None = None) -> None:
         from alerts.runtime import build_dispatcher
 
         dispatcher = self.dispatcher = build_dispatcher(settings)
-        # What-ifs, not the service's behaviour: the outbox without an fsync per commit, and
-        # a cap on deliveries in flight (the dispatcher starts up to batch_size more on every
-        # wake, so a 1,000-subscriber spike puts ~1,000 requests in httpx's pool at once).
+        # A what-if, not the service's behaviour: the SQLite outbox without an fsync per commit.
         if synchronous is not None:
             dispatcher.store._db.execute(f"PRAGMA synchronous={synchronous}")
-        if max_in_flight is not None:
-            start_due = dispatcher._start_due
-
-            def capped() -> list[Any]:
-                room = max_in_flight - len(dispatcher._in_flight)
-                if room <= 0:
-                    return []
-                dispatcher.batch_size = room
-                return start_due()
-
-            dispatcher._start_due = capped  # type: ignore[method-assign]
 
     async def __aenter__(self):
         self.task = asyncio.create_task(self.dispatcher.run())
@@ -226,21 +213,18 @@ class _Running:
 
 
 async def _one_burst(
-    receiver: _ReceiverProcess,
-    shared_url: bool,
-    synchronous: str | None,
-    max_in_flight: int | None,
+    receiver: _ReceiverProcess, shared_url: bool, synchronous: str | None, **extra: Any
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory(dir=TMP_ROOT) as tmp:
         subs = _webhook_subscribers(receiver, SUBSCRIBERS, topics=1, shared_url=shared_url)
-        settings = _settings(Path(tmp), subs)
-        async with _Running(settings, synchronous, max_in_flight) as dispatcher:
+        settings = _settings(Path(tmp), subs, **extra)
+        async with _Running(settings, synchronous) as dispatcher:
             await receiver.take_arrivals()
             started = time.time()
             added = await dispatcher.accept(_spike("burst", "topic-0", "burst", started))
             accepted = time.time()
             recorded = await _until(lambda: dispatcher.store.pending_count() == 0, "all delivered")
-        arrivals = await receiver.take_arrivals()
+    arrivals = await receiver.take_arrivals()
     if added != SUBSCRIBERS or len(arrivals) != SUBSCRIBERS:
         raise RuntimeError(f"queued {added}, received {len(arrivals)} of {SUBSCRIBERS}")
     if not all(verified for _, verified in arrivals.values()):
@@ -253,17 +237,29 @@ async def _one_burst(
     }
 
 
-async def _throughput(receiver: _ReceiverProcess) -> dict[str, float | str]:
-    cases = {
-        "own_url": (False, None, None),
-        "shared_url": (True, None, None),
-        "own_url_sync_normal": (False, "NORMAL", None),
-        f"own_url_max_{CAPPED_IN_FLIGHT}_in_flight": (False, None, CAPPED_IN_FLIGHT),
+async def _throughput(
+    receiver: _ReceiverProcess, postgres: PostgresCluster
+) -> dict[str, float | str]:
+    # name -> (one URL for all, SQLite synchronous what-if, settings); the default is the
+    # service's: own URL each, SQLite FULL, delivery_max_in_flight 16.
+    cases: dict[str, tuple[bool, str | None, dict[str, Any]]] = {
+        "own_url": (False, None, {}),
+        "shared_url": (True, None, {}),
+        "own_url_sync_normal": (False, "NORMAL", {}),
+        f"own_url_max_{CAPPED_IN_FLIGHT}_in_flight": (
+            False,
+            None,
+            {"delivery_max_in_flight": CAPPED_IN_FLIGHT},
+        ),
+        "own_url_unbounded_in_flight": (False, None, {"delivery_max_in_flight": SUBSCRIBERS}),
+        "own_url_postgresql": (False, None, {"database_url": ""}),
     }
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
     for _ in range(THROUGHPUT_ROUNDS):  # interleaved: load changes hit every case alike
-        for name, (shared_url, synchronous, cap) in cases.items():
-            runs[name].append(await _one_burst(receiver, shared_url, synchronous, cap))
+        for name, (shared_url, synchronous, extra) in cases.items():
+            if "database_url" in extra:
+                extra = {"database_url": postgres.create_database()}  # empty each round
+            runs[name].append(await _one_burst(receiver, shared_url, synchronous, **extra))
     figures: dict[str, float | str] = {}
     rate: dict[str, float] = {}
     for name, rounds in runs.items():
@@ -462,14 +458,17 @@ def _breakdown() -> dict[str, float]:
 
 async def _measure() -> dict[str, float | str]:
     receiver = _ReceiverProcess()
+    postgres = PostgresCluster()
     try:
+        postgres.start()
         figures: dict[str, float | str] = {"subscribers": SUBSCRIBERS}
-        figures.update(await _throughput(receiver))
+        figures.update(await _throughput(receiver, postgres))
         for subscribers in (SUBSCRIBERS, 10):
             for key, value in (await _latency(receiver, subscribers)).items():
                 figures[f"latency_{subscribers}_subscribers_{key}"] = value
     finally:
         receiver.stop()
+        postgres.stop()
     figures.update(await _email())
     figures["run_loop_cancels_lost"] = len(_LOST_CANCELS)
     return figures
@@ -479,7 +478,8 @@ def run() -> dict[str, float | str]:
     figures = asyncio.run(_measure())
     figures.update(_breakdown())
     figures["note"] = (
-        "wall clock; service dispatcher (run() loop, SQLite outbox in the temp dir, httpx) in "
+        "wall clock; service dispatcher (run() loop, SQLite outbox in the temp dir unless "
+        "the case says postgresql: a local throwaway cluster without fsync, httpx) in "
         "this process; WebhookReceiver verifying signatures in another process; "
         f"burst = 1 spike -> {SUBSCRIBERS} signed POSTs, median of {THROUGHPUT_ROUNDS} rounds; "
         f"latency = accept() called -> POST received, {LATENCY_SPIKES_PER_SECOND:g} spikes/s "
