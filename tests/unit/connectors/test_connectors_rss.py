@@ -1,6 +1,5 @@
 import csv
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -118,19 +117,6 @@ def test_entries_are_capped_per_feed():
     assert len(feed.entries) == MAX_ENTRIES_PER_FEED
     assert any("2500 entries beyond the cap" in w for w in feed.warnings)
     assert len(parse("edge/newsalert/many-items.xml", max_entries=10).entries) == 10
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    attempts = []
-
-    def refuse(self, address, *args):
-        attempts.append(address)
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    return attempts
 
 
 @pytest.mark.parametrize("path", HOSTILE)
