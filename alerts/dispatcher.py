@@ -99,7 +99,9 @@ class Dispatcher:
 
     def _accept(self, spike: dict[str, Any]) -> int:
         now = self.clock()
-        routed, skipped = route(spike, self.subscribers(), self.store, now, self.policy.timing)
+        subscribers = self.subscribers()
+        state = self.store.routing_state(spike, subscribers, now)
+        routed, skipped = route(spike, subscribers, state, now, self.policy.timing)
         for skip in skipped:
             metrics.NOTIFICATIONS_SKIPPED.labels(skip.reason.split(":")[0]).inc()
             log.info("spike %s not sent to %s: %s", spike["spike_id"], skip.subscriber, skip.reason)

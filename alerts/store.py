@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alerts.routing import Notification
+from alerts.routing import Notification, channels_of
 from newsalert.database import Database, open_database
 from streams.settings import SubscriptionConfig
 
@@ -336,6 +336,68 @@ class DeliveryStore:
             (group_key,),
         ).fetchone()
         return (row[0], row[1]) if row else (None, None)
+
+    def routing_state(
+        self, spike: dict[str, Any], subscribers: list[SubscriptionConfig], now: float
+    ) -> RoutingSnapshot:
+        """What routing ``spike`` to ``subscribers`` asks of the store, read in four queries
+        for all of them: on PostgreSQL each question is a round trip, and a spike can fan out
+        to thousands of subscribers."""
+        topic = spike.get("topic", "")
+        story_ids = sorted(
+            {s["story_id"] for s in spike.get("top_stories", ()) if s.get("story_id")}
+        )
+        announced = (
+            {
+                (row[0], row[1])
+                for row in self._db.execute(
+                    "SELECT subscriber, story_id FROM announced_stories WHERE story_id IN ("
+                    + ", ".join(["?"] * len(story_ids))
+                    + ")",
+                    story_ids,
+                )
+            }
+            if story_ids
+            else set()
+        )
+        silenced = {
+            row[0]
+            for row in self._db.execute(
+                "SELECT subscriber FROM silences WHERE key = ? AND until > ?", (topic, now)
+            )
+        }
+        disabled = {
+            (row[0], row[1], row[2]): row[3]
+            for row in self._db.execute(
+                "SELECT subscriber, channel, target, disabled_reason FROM endpoints "
+                "WHERE disabled_at IS NOT NULL"
+            )
+        }
+        keys = sorted(
+            f"{sub.name}|{topic}|{channel}"
+            for sub in subscribers
+            for channel, _ in channels_of(sub)
+        )
+        groups: dict[str, tuple[float | None, float | None]] = {}
+        for start in range(0, len(keys), _CHUNK_ROWS):
+            chunk = keys[start : start + _CHUNK_ROWS]
+            for row in self._db.execute(
+                "SELECT group_key, last_sent_at, last_started_at FROM alert_groups "
+                "WHERE group_key IN (" + ", ".join(["?"] * len(chunk)) + ")",
+                chunk,
+            ):
+                groups[row[0]] = (row[1], row[2])
+        return RoutingSnapshot(
+            self,
+            topic,
+            now,
+            frozenset(story_ids),
+            announced,
+            silenced,
+            disabled,
+            frozenset(keys),
+            groups,
+        )
 
     # -- the outbox ----------------------------------------------------------------------
 
@@ -739,3 +801,38 @@ def _subscribers_changed(db: Database) -> None:
         "INSERT INTO meta VALUES ('subscribers_version', '1') ON CONFLICT (key) DO UPDATE "
         "SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)"
     )
+
+
+@dataclass(frozen=True)
+class RoutingSnapshot:
+    """alerts.routing.RoutingState answered from what DeliveryStore.routing_state read; a
+    question outside what was read goes to the store itself."""
+
+    store: DeliveryStore
+    topic: str
+    now: float
+    story_ids: frozenset[str]
+    announced: set[tuple[str, str]]
+    silenced_subscribers: set[str]
+    disabled: dict[tuple[str, str, str], str | None]
+    group_keys: frozenset[str]
+    groups: dict[str, tuple[float | None, float | None]]
+
+    def already_announced(self, subscriber: str, story_id: str) -> bool:
+        if story_id not in self.story_ids:
+            return self.store.already_announced(subscriber, story_id)
+        return (subscriber, story_id) in self.announced
+
+    def silenced(self, subscriber: str, key: str, now: float) -> bool:
+        if key != self.topic or now != self.now:
+            return self.store.silenced(subscriber, key, now)
+        return subscriber in self.silenced_subscribers
+
+    def endpoint_disabled(self, subscriber: str, channel: str, target: str) -> str | None:
+        key = (subscriber, channel, target)
+        return self.disabled.get(key)  # the store's answer: the reason of a disabled endpoint
+
+    def group(self, group_key: str) -> tuple[float | None, float | None]:
+        if group_key not in self.group_keys:
+            return self.store.group(group_key)
+        return self.groups.get(group_key, (None, None))

@@ -299,3 +299,37 @@ def test_an_older_sqlite_file_gets_the_new_columns(tmp_path):
         assert [r.message_id for r in store.claim_due(NOW)] == ["m0"]
     finally:
         store.close()
+
+
+def test_the_routing_snapshot_answers_as_the_store_does(store):
+    spike = sample_spike()
+    story = spike["top_stories"][0]["story_id"]
+    subs = [
+        SubscriptionConfig(
+            name=f"s{i}", topics=["5g-security"], webhook={"url": f"http://127.0.0.1/h{i}"}
+        )
+        for i in range(4)
+    ]
+    store.enqueue([(notification(0, spike), NOW, "pending")], now=NOW)  # s0 saw the story
+    store.add_silence("s1", "5g-security", NOW + 60, now=NOW)
+    store.disable_endpoint("s2", "webhook", "http://127.0.0.1/h2", "410 Gone", now=NOW)
+    store.record_attempt(store.get("m0"), "delivered", None, status="delivered", now=NOW)
+    snapshot = store.routing_state(spike, subs, NOW + 1)
+    for sub in subs:
+        key = f"{sub.name}|5g-security|webhook"
+        assert snapshot.already_announced(sub.name, story) == store.already_announced(
+            sub.name, story
+        )
+        assert snapshot.silenced(sub.name, "5g-security", NOW + 1) == store.silenced(
+            sub.name, "5g-security", NOW + 1
+        )
+        target = f"http://127.0.0.1/h{sub.name[1:]}"
+        assert snapshot.endpoint_disabled(sub.name, "webhook", target) == (
+            store.endpoint_disabled(sub.name, "webhook", target)
+        )
+        assert snapshot.group(key) == store.group(key)
+    assert snapshot.already_announced("s0", story) and snapshot.silenced(
+        "s1", "5g-security", NOW + 1
+    )
+    assert snapshot.endpoint_disabled("s2", "webhook", "http://127.0.0.1/h2") == "410 Gone"
+    assert snapshot.group("s0|5g-security|webhook")[0] == NOW
