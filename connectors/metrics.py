@@ -29,3 +29,13 @@ FULL_TEXT_FETCHES = Counter(
     "Article pages fetched for full text, by outcome.",
     ["outcome"],
 )  # extracted | no_gain | fetch_error | unavailable
+FEED_PARSES = Counter(
+    "newsalert_feed_parses_total",
+    "Fetched feed documents parsed, by the parser that read them.",
+    ["parser"],
+)  # lxml | feedparser (what lxml refused) | json | none (not a feed at all)
+FEED_PARSE_DURATION = Histogram(
+    "newsalert_feed_parse_duration_seconds",
+    "CPU-bound time to parse one fetched feed document.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)

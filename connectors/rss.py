@@ -23,7 +23,7 @@ from typing import Any
 
 import feedparser
 
-from connectors import scheduler, xmlfeed
+from connectors import metrics, scheduler, xmlfeed
 from connectors.base import FeedEntry, FeedRequest, FetchResult
 from connectors.fetcher import Fetcher, FetchError
 
@@ -388,6 +388,7 @@ class RssSource:
         if response.status == 304:
             return base
         # Parsing is CPU-bound; a thread keeps other fetches' deadlines honest meanwhile.
+        started = time.perf_counter()
         parsed = await asyncio.to_thread(
             parse_feed,
             response.body,
@@ -396,6 +397,8 @@ class RssSource:
             fetched_at=fetched_at,
             max_entries=self._max_entries,
         )
+        metrics.FEED_PARSE_DURATION.observe(time.perf_counter() - started)
+        metrics.FEED_PARSES.labels(parsed.parser or "none").inc()
         if parsed.error is not None:
             return dataclasses.replace(
                 base,

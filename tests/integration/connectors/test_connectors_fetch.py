@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import brotli
 import pytest
+from prometheus_client import REGISTRY
 
 import connectors.rss
 from connectors.base import FeedRequest
@@ -166,6 +167,7 @@ async def test_200_then_304_publishes_once_and_parses_nothing_the_second_time(
     state.add_feed(feed_server.url("/feed"))
     publisher = ListPublisher()
     poller = FeedPoller(config, state, publisher, make_fetcher(config))
+    lxml_parses = REGISTRY.get_sample_value("newsalert_feed_parses_total", {"parser": "lxml"})
 
     assert await poller.poll_once(now=1_800_000_000) == 2
     assert publisher.articles[0].url == "http://news.test/1"
@@ -173,6 +175,8 @@ async def test_200_then_304_publishes_once_and_parses_nothing_the_second_time(
 
     assert feed_server.requests[1].headers["if-none-match"] == '"v1"'
     assert len(parses) == 1, "a 304 must not be parsed"
+    after = REGISTRY.get_sample_value("newsalert_feed_parses_total", {"parser": "lxml"})
+    assert after - (lxml_parses or 0.0) == 1, "the parse is counted under the parser that read it"
     assert len(publisher.articles) == 2
     feed = state.get_feed(feed_server.url("/feed"))
     assert feed.etag == '"v1"' and feed.last_success_at == 1_800_100_000 and feed.last_error is None
