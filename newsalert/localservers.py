@@ -180,12 +180,16 @@ class SmtpSink:
         self.refused = 0
         self.arrived = asyncio.Event()
         self.port = 0
+        self.connections_opened = 0  # every connection accepted since start
+        # The next ``hang_ups`` MAIL commands are answered with ``hang_up_reply`` (nothing if
+        # empty) and the connection closed: a server that timed the session out or restarted.
+        self.hang_ups = 0
+        self.hang_up_reply = "421 4.4.2 idle too long, closing connection"
+        self._live: set[Any] = set()  # the server's protocol object of each open connection
         self._controller: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
-        from aiosmtpd.controller import Controller
-
         from newsalert.broker import free_port
 
         self._loop = asyncio.get_running_loop()
@@ -202,8 +206,32 @@ class SmtpSink:
                 auth_exclude_mechanism=["LOGIN"],
                 auth_require_tls=not self.implicit_tls,  # implicit TLS is TLS from the start
             )
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **options)
+        self._controller = _counting_controller(
+            self, hostname="127.0.0.1", port=self.port, **options
+        )
         await asyncio.to_thread(self._controller.start)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._live)
+
+    def drop_connections(self) -> None:
+        """Close every open connection from the server side, as on an idle timeout."""
+        assert self._controller is not None
+        for protocol in list(self._live):
+            self._controller.loop.call_soon_threadsafe(_close_transport, protocol)
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address, options):  # noqa: N802
+        if self.hang_ups > 0:
+            self.hang_ups -= 1
+            if not self.hang_up_reply:
+                server.transport.abort()
+                return "421 closing"  # never reaches the client: the connection is gone
+            server.loop.call_soon(_close_transport, server)  # after the reply is written
+            return self.hang_up_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any):
         from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -229,6 +257,36 @@ class SmtpSink:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.arrived.set)
         return "250 Message accepted for delivery"
+
+
+def _close_transport(protocol: Any) -> None:
+    if protocol.transport is not None:
+        protocol.transport.close()
+
+
+def _counting_controller(sink: SmtpSink, **options: Any) -> Any:
+    """An aiosmtpd ``Controller`` for ``sink`` whose server keeps ``sink``'s connection count."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP
+
+    class CountingSMTP(SMTP):
+        """aiosmtpd's server protocol, telling the sink when connections open and close."""
+
+        def connection_made(self, transport: Any) -> None:
+            if self not in sink._live:  # STARTTLS calls this again on the same connection
+                sink.connections_opened += 1
+                sink._live.add(self)
+            super().connection_made(transport)
+
+        def connection_lost(self, error: Exception | None) -> None:
+            sink._live.discard(self)
+            super().connection_lost(error)
+
+    class CountingController(Controller):
+        def factory(self) -> Any:
+            return CountingSMTP(self.handler, **self.SMTP_kwargs)
+
+    return CountingController(sink, **options)
 
 
 class PostgresCluster:

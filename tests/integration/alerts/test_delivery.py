@@ -462,3 +462,136 @@ async def test_a_database_outage_delays_a_spike_but_loses_nothing(
     finally:
         await dispatcher.close()
     assert len(receiver.received) == 1 and len(smtp.messages) == 1
+
+
+# -- e-mail: pooled SMTP sessions ------------------------------------------------------------
+
+
+def email_to(n: int):
+    from alerts.channels.base import Outgoing
+    from alerts.payload import webhook_payload
+    from alerts.routing import Notification
+
+    note = Notification(f"msg_{n:04d}", "desk", "email", f"reader{n}@example.org", SPIKE)
+    return Outgoing(note, webhook_payload(note.message_id, note.subscriber, note.spike))
+
+
+def email_channel(smtp, **options):
+    from alerts.channels.email import EmailChannel
+    from streams.settings import SmtpConfig
+
+    return EmailChannel(SmtpConfig(host="127.0.0.1", port=smtp.port), **options)
+
+
+def received_ids(smtp):
+    return sorted(m["X-Newsalert-Message-Id"] for m in smtp.messages)
+
+
+async def test_a_burst_of_emails_shares_a_few_smtp_connections(smtp):
+    from alerts.channels.email import MAX_SESSIONS
+
+    channel = email_channel(smtp)
+    before = smtp.connections_opened  # aiosmtpd's controller connects once to check it is up
+    try:
+        results = await asyncio.gather(*(channel.send(email_to(n)) for n in range(40)))
+    finally:
+        await channel.aclose()
+    assert {r.outcome for r in results} == {"delivered"}
+    assert received_ids(smtp) == [f"msg_{n:04d}" for n in range(40)]
+    assert 1 <= smtp.connections_opened - before <= MAX_SESSIONS
+
+
+async def test_an_email_after_the_server_dropped_the_idle_connection_arrives_once(smtp):
+    channel = email_channel(smtp)
+    try:
+        assert (await channel.send(email_to(1))).outcome == "delivered"
+        assert smtp.open_connections == 1
+        smtp.drop_connections()
+        await eventually(lambda: smtp.open_connections == 0, 5, "the server to drop it")
+        assert (await channel.send(email_to(2))).outcome == "delivered"
+    finally:
+        await channel.aclose()
+    assert received_ids(smtp) == ["msg_0001", "msg_0002"]
+
+
+@pytest.mark.parametrize(
+    "hang_up_reply", ["421 4.4.2 idle too long, closing connection", ""], ids=["421", "reset"]
+)
+async def test_a_reused_connection_closed_at_mail_is_retried_once_on_a_new_one(smtp, hang_up_reply):
+    channel = email_channel(smtp)
+    try:
+        assert (await channel.send(email_to(1))).outcome == "delivered"
+        before = smtp.connections_opened
+        smtp.hang_up_reply, smtp.hang_ups = hang_up_reply, 1
+        result = await channel.send(email_to(2))
+    finally:
+        await channel.aclose()
+    assert result.outcome == "delivered", result.detail
+    assert received_ids(smtp) == ["msg_0001", "msg_0002"]
+    assert smtp.hang_ups == 0 and smtp.connections_opened - before == 1
+
+
+async def test_a_new_connection_closed_at_mail_is_reported_for_retry_not_resent(smtp):
+    channel = email_channel(smtp)
+    try:
+        assert (await channel.send(email_to(1))).outcome == "delivered"
+        before = smtp.connections_opened
+        smtp.hang_ups = 3  # the reused session, then the new one: the third is never asked
+        result = await channel.send(email_to(2))
+    finally:
+        await channel.aclose()
+    assert result.outcome == "retry" and "421" in result.detail
+    assert smtp.hang_ups == 1 and smtp.connections_opened - before == 1
+    assert received_ids(smtp) == ["msg_0001"]
+
+
+async def test_a_refused_email_leaves_its_session_usable_for_the_next(smtp):
+    channel = email_channel(smtp)
+    before = smtp.connections_opened
+    try:
+        smtp.reply = "550 5.1.1 no such user"
+        refused = await channel.send(email_to(1))
+        smtp.reply = "451 4.3.0 try again later"
+        deferred = await channel.send(email_to(2))
+        smtp.reply = "250 Message accepted for delivery"
+        accepted = await channel.send(email_to(3))
+    finally:
+        await channel.aclose()
+    assert (refused.outcome, deferred.outcome, accepted.outcome) == ("failed", "retry", "delivered")
+    assert received_ids(smtp) == ["msg_0003"]
+    assert smtp.connections_opened - before == 1  # RSET after each refusal, same session
+
+
+async def test_an_idle_smtp_session_is_closed(smtp):
+    channel = email_channel(smtp, idle_seconds=0.2)
+    try:
+        assert (await channel.send(email_to(1))).outcome == "delivered"
+        assert smtp.open_connections == 1
+        await eventually(lambda: smtp.open_connections == 0, 5, "the idle session to close")
+        assert (await channel.send(email_to(2))).outcome == "delivered"
+    finally:
+        await channel.aclose()
+    assert received_ids(smtp) == ["msg_0001", "msg_0002"]
+
+
+async def test_closing_the_dispatcher_closes_its_smtp_sessions(tmp_path, receiver, smtp):
+    dispatcher = dispatcher_for(settings_for(tmp_path, receiver, smtp), Clock())
+    try:
+        await dispatcher.accept(copy.deepcopy(SPIKE))
+        await dispatcher.deliver_due()
+        assert len(smtp.messages) == 1 and smtp.open_connections == 1
+    finally:
+        await dispatcher.close()
+    await eventually(lambda: smtp.open_connections == 0, 5, "the session to close")
+
+
+async def test_a_reused_connection_closing_after_data_is_not_resent_at_once(smtp):
+    channel = email_channel(smtp)
+    try:
+        assert (await channel.send(email_to(1))).outcome == "delivered"
+        smtp.reply = "421 4.3.2 shutting down"  # the answer to the message itself
+        result = await channel.send(email_to(2))
+    finally:
+        await channel.aclose()
+    assert result.outcome == "retry" and "421" in result.detail
+    assert smtp.refused == 1 and received_ids(smtp) == ["msg_0001"]
