@@ -2,7 +2,9 @@
 terms with their positions (pure: no I/O).
 
 One pass of the taxonomy's Aho-Corasick automaton over the title and over the text finds every
-term occurrence; each topic's rules are then boolean expressions evaluated over those hits.
+term occurrence; each topic's rules are then boolean expressions evaluated over those hits. Only
+rules whose required terms occur are evaluated (Taxonomy.candidate_rules), so the work per
+article follows what the article contains, not the number of rules.
 
 Score: every occurrence that satisfies a matching rule counts its term weight times the rule
 weight, doubled in the title; one term counts at most three times its weight, so a topic needs
@@ -14,12 +16,13 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.classify.query import And, Near, Node, Not, Or, Term, TermSpec
 from streams.classify.taxonomy import Rule, Taxonomy, Topic
 
 _WORD = re.compile(r"[^\W_]+")
+_WORD_REST = re.compile(r"[^\W_]*")  # [^\W_] is exactly str.isalnum, one character at a time
 _PARAGRAPH_BREAK = re.compile(r"\n+")  # clean_text leaves one newline per paragraph
 TITLE_FACTOR = 2.0
 LONG_ARTICLE_PARAGRAPHS = 4
@@ -47,8 +50,9 @@ class TopicMatch:
         return {"score": round(self.score, 3), "terms": [t.as_dict() for t in self.terms]}
 
 
-@dataclass(frozen=True)
-class _Hit:
+class _Hit(NamedTuple):
+    """Where a term occurs. A tuple: built, hashed and compared in C, ~20 times an article."""
+
     field: str
     start: int
     end: int
@@ -67,20 +71,21 @@ def classify(
     """Topics of the article at or above their threshold, with scores and matched terms.
     Topics limited to languages are skipped when ``language`` is known and not among them."""
     hits = _find_hits({"title": title, "text": text}, taxonomy.automaton)
+    if not hits:
+        return {}  # a topic needs at least one occurrence to score
     found = frozenset(hits)  # hashes each term once; rules test against it without rehashing
-    candidates = taxonomy.candidate_topics(found)
     paragraph_count = text.count("\n") + 1 if text else 0
     matched: dict[str, TopicMatch] = {}
-    for topic in taxonomy.topics.values():
-        if topic.name not in candidates:
-            continue  # no rule of it can hold: none of its terms occurs
+    # Only the rules that can contribute (their required terms occur), topic by topic in
+    # evaluation order: the work per article follows what occurs, not the taxonomy's size.
+    for name, (topic, rules) in taxonomy.candidate_rules(found).items():
         if topic.languages is not None and language and language.lower() not in topic.languages:
             continue
         if any(required not in matched for required in topic.requires):
             continue
-        match = _match_topic(topic, hits, found, paragraph_count)
+        match = _match_topic(topic, rules, hits, found, paragraph_count)
         if match is not None:
-            matched[topic.name] = match
+            matched[name] = match
     return matched
 
 
@@ -100,19 +105,15 @@ def _beyond_passing_mention(
 
 def _match_topic(
     topic: Topic,
+    rules: list[Rule],
     hits: dict[TermSpec, list[_Hit]],
     found: frozenset[TermSpec],
     paragraph_count: int,
 ) -> TopicMatch | None:
-    if any(
-        _holds(rule, found) and _evaluate(rule.node, hits, found) is not None
-        for rule in topic.exclude
-    ):
-        return None
+    """``topic`` scored by ``rules``: those of its rules that can contribute, in their order
+    (on a tie the first rule's term is the one reported for an occurrence)."""
     weights: dict[_Hit, tuple[float, Term]] = {}  # each occurrence counts once, at its best
-    for rule in topic.rules:
-        if rule.needs_hit and rule.specs.isdisjoint(found):
-            continue  # none of its terms occurs (inlined _holds: runs for every rule)
+    for rule in rules:
         occurrences = _evaluate(rule.node, hits, found)
         for term, hit in occurrences or ():
             weight = term.weight * rule.weight
@@ -128,6 +129,11 @@ def _match_topic(
     score = sum(min(total, cap) for total, cap in per_term.values())
     if score < topic.threshold or not _beyond_passing_mention(weights, paragraph_count, topic):
         return None
+    if any(
+        _holds(rule, found) and _evaluate(rule.node, hits, found) is not None
+        for rule in topic.exclude
+    ):
+        return None  # vetoed; checked last as most topics have no exclude that holds
     terms = [
         MatchedTerm(term.spec.text, hit.field, hit.start, hit.end)
         for hit, (_, term) in sorted(
@@ -138,8 +144,9 @@ def _match_topic(
 
 
 def _holds(rule: Rule, found: frozenset[TermSpec]) -> bool:
-    """False when the rule surely fails: it needs a hit and none of its terms occurs."""
-    return not rule.needs_hit or not rule.specs.isdisjoint(found)
+    """False when the rule surely fails: one of its required term sets has no found term (a
+    rule that can hold on a NOT alone has none, so it is always evaluated)."""
+    return all(not terms.isdisjoint(found) for terms in rule.required)
 
 
 def _evaluate(
@@ -148,7 +155,12 @@ def _evaluate(
     """The occurrences that satisfy ``node``, or None when it does not hold. ``found`` is the
     set of specs in ``hits``."""
     if isinstance(node, Term):
-        occurrences = [(node, h) for h in hits.get(node.spec, ()) if node.field in (None, h.field)]
+        term_hits = hits.get(node.spec)
+        if term_hits is None:
+            return None
+        if node.field is None:
+            return [(node, hit) for hit in term_hits]
+        occurrences = [(node, hit) for hit in term_hits if hit.field == node.field]
         return occurrences or None
     if isinstance(node, Not):
         return None if _evaluate(node.child, hits, found) is not None else []
@@ -163,14 +175,14 @@ def _evaluate(
             occurrences.extend(child_occurrences)
         return occurrences
     if isinstance(node, Or):
-        results = [
-            child_occurrences
-            for child in node.children
-            if (child_occurrences := _evaluate(child, hits, found)) is not None
-        ]
-        return (
-            [occ for child_occurrences in results for occ in child_occurrences] if results else None
-        )
+        any_holds = False
+        occurrences = []
+        for child in node.children:
+            child_occurrences = _evaluate(child, hits, found)
+            if child_occurrences is not None:
+                any_holds = True
+                occurrences.extend(child_occurrences)
+        return occurrences if any_holds else None
     if isinstance(node, Near):
         return _near(node, hits, found)
     raise TypeError(f"unknown query node {node!r}")
@@ -214,18 +226,22 @@ def _find_hits(fields: dict[str, str], automaton: Any) -> dict[TermSpec, list[_H
         if not original:
             continue
         text = _lowered(original)
+        length = len(text)
         word_starts: list[int] | None = None
         line_starts: list[int] = []
-        for end_index, (key, specs) in automaton.iter(text):
-            start, end = end_index - len(key) + 1, end_index + 1
-            if key[0].isalnum() and start > 0 and text[start - 1].isalnum():
+        # Values as compiled by taxonomy._automaton: the key's length, whether it starts and
+        # ends with a word character (then a word boundary is required there), its terms.
+        for end_index, (key_length, word_first, word_last, specs) in automaton.iter(text):
+            start, end = end_index - key_length + 1, end_index + 1
+            if word_first and start > 0 and text[start - 1].isalnum():
                 continue
+            word_follows = end < length and text[end].isalnum()
             for spec in specs:
                 hit_end = end
                 if spec.prefix:
-                    while hit_end < len(text) and text[hit_end].isalnum():
-                        hit_end += 1
-                elif key[-1].isalnum() and end < len(text) and text[end].isalnum():
+                    if word_follows:
+                        hit_end = _WORD_REST.match(text, end).end()  # type: ignore[union-attr]
+                elif word_last and word_follows:
                     continue
                 if spec.case_sensitive and not original.startswith(spec.text, start):
                     continue
@@ -235,7 +251,10 @@ def _find_hits(fields: dict[str, str], automaton: Any) -> dict[TermSpec, list[_H
                 first_word = bisect_right(word_starts, start) - 1
                 last_word = bisect_left(word_starts, hit_end) - 1
                 paragraph = bisect_right(line_starts, start)
-                hits.setdefault(spec, []).append(
-                    _Hit(field_name, start, hit_end, first_word, last_word, paragraph)
-                )
+                hit = _Hit(field_name, start, hit_end, first_word, last_word, paragraph)
+                spec_hits = hits.get(spec)
+                if spec_hits is None:
+                    hits[spec] = [hit]
+                else:
+                    spec_hits.append(hit)
     return hits

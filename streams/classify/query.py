@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 FIELDS = ("title", "text")
 
@@ -36,9 +37,9 @@ class QuerySyntaxError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class TermSpec:
-    """One literal the automaton looks for."""
+class TermSpec(NamedTuple):
+    """One literal the automaton looks for. A tuple, so the classifier's many look-ups by term
+    hash it in C."""
 
     text: str  # as written, without quotes, ``*`` or ``case:``
     prefix: bool = False  # ``word*``: no word boundary required at the end
@@ -309,3 +310,39 @@ def matches_without_hits(node: Node) -> bool:
     if isinstance(node, And):
         return all(matches_without_hits(child) for child in node.children)
     return any(matches_without_hits(child) for child in node.children)
+
+
+def required_terms(node: Node) -> tuple[frozenset[TermSpec], ...]:
+    """Term sets of which each must have a term that occurs for ``node`` to hold (a necessary
+    condition, not a sufficient one: fields, NEAR distances and NOT are not looked at). Empty
+    when ``node`` can hold with none of its terms occurring (``matches_without_hits``)."""
+    if isinstance(node, Term):
+        return (frozenset((node.spec,)),)
+    if isinstance(node, Not):
+        return ()
+    if isinstance(node, And):
+        return tuple(clause for child in node.children for clause in required_terms(child))
+    if isinstance(node, Near):
+        # Each side must give at least one occurrence: its own required sets must be met or,
+        # when it has none, one of its positive terms must occur.
+        return tuple(
+            clause
+            for side in (node.left, node.right)
+            for clause in required_terms(side) or (occurring_terms(side),)
+        )
+    per_child = [required_terms(child) for child in node.children]
+    if not all(per_child):
+        return ()
+    # Some branch must hold, so some branch's (smallest) required set has a term that occurs.
+    return (frozenset().union(*(min(clauses, key=len) for clauses in per_child)),)
+
+
+def occurring_terms(node: Node) -> frozenset[TermSpec]:
+    """The terms whose occurrences ``node`` can contribute (those not under a NOT)."""
+    if isinstance(node, Term):
+        return frozenset((node.spec,))
+    if isinstance(node, Not):
+        return frozenset()
+    if isinstance(node, Near):
+        return occurring_terms(node.left) | occurring_terms(node.right)
+    return frozenset().union(*(occurring_terms(child) for child in node.children))

@@ -32,8 +32,10 @@ from streams.classify.query import (
     QuerySyntaxError,
     TermSpec,
     matches_without_hits,
+    occurring_terms,
     parse_query,
     parse_term,
+    required_terms,
     terms_of,
 )
 
@@ -52,10 +54,13 @@ class Rule:
     query: str
     node: Node
     weight: float = 1.0
-    # Every term of the rule; when ``needs_hit``, a document with none of them cannot match,
-    # which lets the classifier skip most rules of most articles.
+    # Every term of the rule, positive or negated; when ``needs_hit``, a document with none of
+    # them cannot match.
     specs: frozenset[TermSpec] = frozenset()
     needs_hit: bool = True
+    # Term sets of which each must have a found term for the rule to hold (required_terms):
+    # empty exactly when not ``needs_hit``.
+    required: tuple[frozenset[TermSpec], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,33 +78,60 @@ class Topic:
 @dataclass
 class Taxonomy:
     """Topics in evaluation order (required topics first), alias lists, and the automaton that
-    finds every term: ``automaton`` values are lists of TermSpec sharing one lower-cased key."""
+    finds every term: ``automaton`` values are (key length, whether the key starts with a word
+    character, whether it ends with one, the TermSpecs sharing that lower-cased key)."""
 
     topics: dict[str, Topic]
     aliases: dict[str, list[TermSpec]]
     automaton: Any = field(repr=False)
-    # Which topics a found term can make match, and the topics that can match with no term
-    # found: the classifier looks only at those, which keeps it fast at any number of topics.
-    topics_by_spec: dict[TermSpec, frozenset[str]] = field(init=False, repr=False)
-    topics_without_hits: frozenset[str] = field(init=False, repr=False)
+    # The classifier evaluates only rules that can contribute to a score. A rule contributes
+    # occurrences only when each of its required term sets (or, for one that holds on a NOT
+    # alone, its positive terms) has a found term. ``rules_by_spec`` indexes each rule under
+    # the terms of one of those sets (the smallest); ``scoring_rules[id]`` is (topic, rule, the
+    # other sets to check). Ids follow topic order, then rule order, so sorted ids evaluate
+    # required topics first and keep each topic's rules in the order written.
+    rules_by_spec: dict[TermSpec, tuple[int, ...]] = field(init=False, repr=False)
+    scoring_rules: tuple[tuple[Topic, Rule, tuple[frozenset[TermSpec], ...]], ...] = field(
+        init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
-        by_spec: dict[TermSpec, set[str]] = {}
-        without_hits = set()
+        by_spec: dict[TermSpec, list[int]] = {}
+        scoring_rules: list[tuple[Topic, Rule, tuple[frozenset[TermSpec], ...]]] = []
         for topic in self.topics.values():
             for rule in topic.rules:
-                if not rule.needs_hit:
-                    without_hits.add(topic.name)
-                for spec in rule.specs:
-                    by_spec.setdefault(spec, set()).add(topic.name)
-        self.topics_by_spec = {spec: frozenset(names) for spec, names in by_spec.items()}
-        self.topics_without_hits = frozenset(without_hits)
+                needed = rule.required or (occurring_terms(rule.node),)
+                position = min(range(len(needed)), key=lambda n: len(needed[n]))
+                key, others = needed[position], needed[:position] + needed[position + 1 :]
+                if not key:
+                    continue  # holds only on NOTs: never contributes an occurrence
+                for spec in key:
+                    by_spec.setdefault(spec, []).append(len(scoring_rules))
+                scoring_rules.append((topic, rule, others))
+        self.rules_by_spec = {spec: tuple(ids) for spec, ids in by_spec.items()}
+        self.scoring_rules = tuple(scoring_rules)
 
-    def candidate_topics(self, found: frozenset[TermSpec]) -> set[str]:
-        """The topics that can match a document in which exactly ``found`` terms occur."""
-        candidates = set(self.topics_without_hits)
+    def candidate_rules(self, found: frozenset[TermSpec]) -> dict[str, tuple[Topic, list[Rule]]]:
+        """Per topic (in evaluation order), its rules that can contribute to its score in a
+        document in which exactly ``found`` terms occur."""
+        ids: set[int] = set()
+        rules_by_spec = self.rules_by_spec
         for spec in found:
-            candidates.update(self.topics_by_spec.get(spec, ()))
+            indexed = rules_by_spec.get(spec)
+            if indexed is not None:
+                ids.update(indexed)
+        candidates: dict[str, tuple[Topic, list[Rule]]] = {}
+        for rule_id in sorted(ids):
+            topic, rule, others = self.scoring_rules[rule_id]
+            for clause in others:
+                if clause.isdisjoint(found):
+                    break
+            else:
+                entry = candidates.get(topic.name)
+                if entry is None:
+                    candidates[topic.name] = (topic, [rule])
+                else:
+                    entry[1].append(rule)
         return candidates
 
     def entity_spellings(self, entity: str) -> list[str]:
@@ -227,7 +259,8 @@ def _rules(
                 f"{where}, {key} {number} {query!r}: position {error.position}: {error.reason}"
             ) from error
         specs = frozenset(term.spec for term in terms_of(node))
-        rules.append(Rule(query, node, float(weight), specs, not matches_without_hits(node)))
+        needs_hit = not matches_without_hits(node)
+        rules.append(Rule(query, node, float(weight), specs, needs_hit, required_terms(node)))
     return tuple(rules)
 
 
@@ -267,6 +300,6 @@ def _automaton(topics: dict[str, Topic]) -> Any:
                     specs.append(term.spec)
     automaton = ahocorasick.Automaton()
     for key, specs in by_key.items():
-        automaton.add_word(key, (key, specs))
+        automaton.add_word(key, (len(key), key[0].isalnum(), key[-1].isalnum(), tuple(specs)))
     automaton.make_automaton()
     return automaton
