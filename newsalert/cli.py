@@ -123,6 +123,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None), **overrides)
 
 
+def _command_name(args: argparse.Namespace) -> str:
+    """``feeds list``, ``subscribers add``, ``run``: the command as the user typed it."""
+    sub = getattr(args, "feeds_command", None) or getattr(args, "action", None)
+    return f"{args.command} {sub}" if sub else str(args.command)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from newsalert.broker import BrokerError
@@ -159,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"newsalert: {exc}", file=sys.stderr)
         return 2
     except (BrokerError, ConnectionError) as exc:  # the broker or the state database is down
-        print(f"newsalert: {exc}", file=sys.stderr)
+        # One line (libpq's messages span several), naming the command: exit status 3.
+        print(f"newsalert {_command_name(args)}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         return 130

@@ -41,18 +41,13 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from newsalert.cmd_subscribers import database_unreachable
-
-    try:
-        if args.action == "list":
-            store = DeliveryStore(settings.state_database)
-            try:
-                return _list(args, store)
-            finally:
-                store.close()
-        return asyncio.run(_replay(args, settings))
-    except ConnectionError as exc:
-        return database_unreachable("deliveries", exc)
+    if args.action == "list":
+        store = DeliveryStore(settings.state_database)
+        try:
+            return _list(args, store)
+        finally:
+            store.close()
+    return asyncio.run(_replay(args, settings))
 
 
 def _when(epoch: float | None) -> str:

@@ -114,9 +114,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return _parse(args.paths, args.json, settings.max_body_bytes, args.timeout)
     if command == "backfill":
         return _backfill(args, settings)
-    state = _open_state(settings, command)
-    if state is None:
-        return 3
+    from connectors.state import FeedState
+
+    state = FeedState(settings.state_database)  # PostgreSQL down: main() says so in one line
     try:
         if command == "add":
             return asyncio.run(_add(args, settings, state))
@@ -131,17 +131,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         state.close()
     raise AssertionError(f"unknown feeds subcommand {command}")
-
-
-def _open_state(settings: Settings, command: str) -> Any:
-    """The feed list, or None after saying why the database cannot be reached."""
-    from connectors.state import FeedState
-
-    try:
-        return FeedState(settings.state_database)
-    except ConnectionError as exc:  # PostgreSQL down or refusing us: one line, like the broker
-        print(f"newsalert feeds {command}: {exc}", file=sys.stderr)
-        return None
 
 
 # -- parse -------------------------------------------------------------------------------
@@ -451,9 +440,9 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.publisher import KafkaPublisher, bootstrap_from_broker_url
 
     async def publish_all() -> int:
-        state = _open_state(settings, "backfill")
-        if state is None:
-            return 3
+        from connectors.state import FeedState
+
+        state = FeedState(settings.state_database)
         publisher = KafkaPublisher(bootstrap_from_broker_url(broker))
         try:
             await publisher.start()

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from newsalert.cmd_subscribers import database_unreachable, open_store
+from newsalert.cmd_subscribers import open_store
 from streams.settings import Settings
 
 UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -48,10 +48,7 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        store = open_store(args, settings)
-    except ConnectionError as exc:
-        return database_unreachable("silences", exc)
+    store = open_store(args, settings)
     try:
         if args.action == "add":
             try:

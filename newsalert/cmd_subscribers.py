@@ -75,17 +75,8 @@ def open_store(args: argparse.Namespace, settings: Settings) -> DeliveryStore:
     return store
 
 
-def database_unreachable(command: str, exc: ConnectionError) -> int:
-    """``cannot reach PostgreSQL at postgresql://user:***@...`` in one line, no traceback."""
-    print(f"newsalert {command}: {' '.join(str(exc).split())}", file=sys.stderr)
-    return 3
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        store = open_store(args, settings)
-    except ConnectionError as exc:
-        return database_unreachable("subscribers", exc)
+    store = open_store(args, settings)
     try:
         if args.action == "add":
             return _add(args, store, settings)

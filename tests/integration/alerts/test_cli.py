@@ -252,7 +252,7 @@ async def test_an_unreachable_database_is_one_line_without_the_password(
         assert await cli(*command, "--config", config) == 3
         (line,) = capsys.readouterr().err.splitlines()
         assert line.startswith(
-            f"newsalert {command[0]}: cannot reach PostgreSQL at "
+            f"newsalert {' '.join(command)}: cannot reach PostgreSQL at "
             "postgresql://newsalert:***@127.0.0.1:1/na: "
         )
         assert "s3cret" not in line
