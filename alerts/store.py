@@ -178,26 +178,13 @@ class DeliveryStore:
     def __init__(self, target: Path | str) -> None:
         self._db: Database = open_database(target)
         self.where = self._db.where
-        try:
-            self._db.create_schema(_SCHEMA)
-            self._add_missing_columns()
-        except BaseException:
-            self._db.close()
-            raise
+        self._db.prepare(_SCHEMA, {"outbox": _ADDED_OUTBOX_COLUMNS})
         # Who holds a claim on an outbox row: this store, in this process.
         self._claimer = secrets.token_hex(8)
         self._claimed = False
         # Parsed subscribers, valid while meta's subscribers_version stays the same.
         self._subscribers: tuple[int, list[StoredSubscriber]] | None = None
         self._closed = False
-
-    def _add_missing_columns(self) -> None:
-        if not set(_ADDED_OUTBOX_COLUMNS) - self._db.columns("outbox"):
-            return
-        with self._transaction() as db:
-            for name, kind in _ADDED_OUTBOX_COLUMNS.items():
-                if name not in db.columns("outbox"):
-                    db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         """Give back the claims of deliveries that did not finish (stopped mid-way), so the

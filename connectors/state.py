@@ -29,7 +29,6 @@ from newsalert.database import (
     PostgresDatabase,
     SqliteDatabase,
     is_postgres_url,
-    postgres_ddl,
 )
 from streams.settings import FeedConfig
 
@@ -136,26 +135,7 @@ class FeedState:
             )
         self.where = self._db.where  # for messages: the path, or the URL without its password
         self.path: Path | None = getattr(self._db, "path", None)
-        try:
-            self._db.create_schema(_SCHEMA)
-            self._add_missing_columns()
-        except BaseException:
-            self._db.close()
-            raise
-
-    def _add_missing_columns(self) -> None:
-        postgres = self._db.dialect == "postgresql"
-        with self._db.transaction() as db:  # two processes opening an old database at once
-            present = db.columns("feeds")
-            for name, kind in _ADDED_COLUMNS.items():
-                if name in present:
-                    continue
-                if postgres:  # IF NOT EXISTS: another opener may have added it while we waited
-                    db.execute(
-                        f"ALTER TABLE feeds ADD COLUMN IF NOT EXISTS {name} {postgres_ddl(kind)}"
-                    )
-                else:  # BEGIN IMMEDIATE already serialised the openers
-                    db.execute(f"ALTER TABLE feeds ADD COLUMN {name} {kind}")
+        self._db.prepare(_SCHEMA, {"feeds": _ADDED_COLUMNS})
 
     def close(self) -> None:
         self._db.close()

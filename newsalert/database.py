@@ -80,6 +80,27 @@ class Database:
     def columns(self, table: str) -> set[str]:
         raise NotImplementedError
 
+    def add_column_sql(self, table: str, name: str, kind: str) -> str:
+        raise NotImplementedError
+
+    def prepare(self, schema: str, added_columns: dict[str, dict[str, str]]) -> None:
+        """Create the tables, then add the columns each table gained after its first release
+        (``{table: {column: SQLite type}}``); on failure the connection is closed. Two
+        processes opening an old database at once both succeed."""
+        try:
+            self.create_schema(schema)
+            for table, columns in added_columns.items():
+                if not set(columns) - self.columns(table):
+                    continue
+                with self.transaction() as db:
+                    present = db.columns(table)
+                    for name, kind in columns.items():
+                        if name not in present:
+                            db.execute(self.add_column_sql(table, name, kind))
+        except BaseException:
+            self.close()
+            raise
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -125,6 +146,9 @@ class SqliteDatabase(Database):
 
     def columns(self, table: str) -> set[str]:
         return {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+
+    def add_column_sql(self, table: str, name: str, kind: str) -> str:
+        return f"ALTER TABLE {table} ADD COLUMN {name} {kind}"  # BEGIN IMMEDIATE serialises
 
     def data_version(self) -> int:
         """Moves when another connection commits (SQLite's PRAGMA data_version)."""
@@ -239,6 +263,10 @@ class PostgresDatabase(Database):
             (table,),
         ).fetchall()
         return {row[0] for row in rows}
+
+    def add_column_sql(self, table: str, name: str, kind: str) -> str:
+        # IF NOT EXISTS: another opener may have added it while this one waited for the lock.
+        return f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {postgres_ddl(kind)}"
 
     def close(self) -> None:
         self._connection.close()
