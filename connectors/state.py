@@ -24,12 +24,7 @@ from typing import Any
 
 from connectors import scheduler
 from connectors.base import FetchResult
-from newsalert.database import (
-    Database,
-    PostgresDatabase,
-    SqliteDatabase,
-    is_postgres_url,
-)
+from newsalert.database import open_database
 from streams.settings import FeedConfig
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 5.0  # calls run on the event loop: wait briefly for a writer
@@ -125,14 +120,12 @@ class FeedState:
     """
 
     def __init__(self, target: Path | str) -> None:
-        self._db: Database
-        if is_postgres_url(target):
-            self._db = PostgresDatabase(str(target))  # ConnectionError names the redacted URL
-        else:
-            # NORMAL: a power cut may forget the last polls, which only means polling again.
-            self._db = SqliteDatabase(
-                target, busy_timeout_seconds=SQLITE_BUSY_TIMEOUT_SECONDS, synchronous="NORMAL"
-            )
+        # NORMAL: a power cut may forget the last polls, which only means polling again.
+        self._db = open_database(
+            target,
+            sqlite_synchronous="NORMAL",
+            busy_timeout_seconds=SQLITE_BUSY_TIMEOUT_SECONDS,
+        )
         self.where = self._db.where  # for messages: the path, or the URL without its password
         self.path: Path | None = getattr(self._db, "path", None)
         self._db.prepare(_SCHEMA, {"feeds": _ADDED_COLUMNS})

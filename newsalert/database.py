@@ -150,10 +150,6 @@ class SqliteDatabase(Database):
     def add_column_sql(self, table: str, name: str, kind: str) -> str:
         return f"ALTER TABLE {table} ADD COLUMN {name} {kind}"  # BEGIN IMMEDIATE serialises
 
-    def data_version(self) -> int:
-        """Moves when another connection commits (SQLite's PRAGMA data_version)."""
-        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
-
     def close(self) -> None:
         self._db.close()
 
@@ -291,11 +287,14 @@ def is_postgres_url(target: object) -> bool:
     return isinstance(target, str) and target.split("://", 1)[0].lower() in POSTGRES_SCHEMES
 
 
-def open_database(target: Path | str) -> Database:
-    """A PostgreSQL URL opens PostgreSQL; anything else is a SQLite file path."""
+def open_database(
+    target: Path | str, *, sqlite_synchronous: str = "FULL", busy_timeout_seconds: float = 10.0
+) -> Database:
+    """A PostgreSQL URL opens PostgreSQL; anything else is a SQLite file path (the options
+    apply to SQLite only)."""
     if is_postgres_url(target):
         return PostgresDatabase(str(target))
-    return SqliteDatabase(target)
+    return SqliteDatabase(target, busy_timeout_seconds, sqlite_synchronous)
 
 
 @lru_cache(maxsize=1)
