@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from connectors.base import FeedEntry, FeedRequest, FetchResult
+from connectors.base import FeedEntry, FeedRequest, FetchResult, dated_entry
 from connectors.rss import MAX_ENTRIES_PER_FEED, parse_file
 from connectors.state import FeedRow, FeedState
 from streams.settings import Settings
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 BATCH_ENTRIES = 1000
-MAX_FUTURE_SKEW_SECONDS = 86400.0
 
 
 def path_from_url(url: str) -> Path:
@@ -41,19 +40,17 @@ def is_jsonl(path: Path) -> bool:
     return path.suffix.lower() in JSONL_SUFFIXES
 
 
-def _published(value: Any, fetched_at: float) -> tuple[float, bool]:
-    """(epoch seconds, is-fetch-time) from ISO 8601 or a bare date; undated -> fetch time."""
-    if isinstance(value, str) and value.strip():
-        try:
-            when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return fetched_at, True
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp()
-        if 0 <= seconds <= fetched_at + MAX_FUTURE_SKEW_SECONDS:
-            return seconds, False
-    return fetched_at, True
+def _published(value: Any) -> float | None:
+    """Epoch seconds from ISO 8601 or a bare date (UTC when no offset is given)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
 
 
 def _text(value: Any) -> str | None:
@@ -72,14 +69,13 @@ def jsonl_entry(record: Any, fetched_at: float) -> FeedEntry | None:
     body = _text(record.get("text")) or ""
     if not (title or link or guid):
         return None
-    published, is_fetch_time = _published(record.get("published"), fetched_at)
-    return FeedEntry(
+    return dated_entry(
         title,
         link,
         guid,
         body,
-        published,
-        is_fetch_time,
+        _published(record.get("published")),
+        fetched_at,
         _text(record.get("language")),
         _text(record.get("source")),
     )

@@ -12,6 +12,7 @@ import asyncio
 import calendar
 import dataclasses
 import json
+import logging
 import re
 import time
 import zlib
@@ -24,11 +25,12 @@ from typing import Any
 import feedparser
 
 from connectors import metrics, scheduler, xmlfeed
-from connectors.base import FeedEntry, FeedRequest, FetchResult
+from connectors.base import FeedEntry, FeedRequest, FetchResult, dated_entry
 from connectors.fetcher import Fetcher, FetchError
 
+log = logging.getLogger(__name__)
+
 MAX_ENTRIES_PER_FEED = 500
-MAX_FUTURE_SKEW_SECONDS = 86400.0  # a date further ahead than this is a broken clock, not news
 _BOM = b"\xef\xbb\xbf"
 # The internal subset of a DOCTYPE: where entity-expansion bombs live. News feeds do not need
 # it; HTML entities still resolve through feedparser's own table.
@@ -84,9 +86,13 @@ def parse_feed(
         return _parse_json_feed(stripped, fetched_at, max_entries)
     stripped = _without_internal_subset(stripped)
     if parser != "feedparser":
-        fast = xmlfeed.parse_xml(stripped, url, _charset(content_type), max_entries)
+        try:
+            fast = xmlfeed.parse_xml(stripped, url, _charset(content_type), max_entries, fetched_at)
+        except Exception as exc:  # a bug there must cost a feed its speed, not its entries
+            log.exception("connectors.xmlfeed failed on %s; feedparser reads it", url)
+            fast = f"connectors.xmlfeed failed: {exc!r}"
         if not isinstance(fast, str):
-            return _from_lxml(fast, fetched_at, max_entries)
+            return _from_lxml(fast, max_entries)
         slow = _parse_xml_feed(stripped, url, content_type, fetched_at, max_entries)
         return dataclasses.replace(slow, fallback_reason=fast)
     return _parse_xml_feed(stripped, url, content_type, fetched_at, max_entries)
@@ -198,7 +204,7 @@ def _parse_xml_feed(
     )
 
 
-def _from_lxml(fast: xmlfeed.XmlFeed, fetched_at: float, max_entries: int) -> ParsedFeed:
+def _from_lxml(fast: xmlfeed.XmlFeed, max_entries: int) -> ParsedFeed:
     if not fast.entry_count and fast.warnings:
         # As with feedparser: a document that needed mending and yields nothing is no feed.
         return ParsedFeed(
@@ -209,15 +215,11 @@ def _from_lxml(fast: xmlfeed.XmlFeed, fetched_at: float, max_entries: int) -> Pa
         warnings.append(
             f"{fast.entry_count - max_entries} entries beyond the cap of {max_entries} dropped"
         )
-    entries = tuple(
-        _entry(e.title, e.link, e.guid, e.body, e.published, fetched_at, fast.language)
-        for e in fast.entries
-    )
     hint = scheduler.feed_hint_seconds(fast.ttl, fast.update_period, fast.update_frequency)
     return ParsedFeed(
         fast.format,
         fast.title,
-        entries,
+        fast.entries,
         warnings=tuple(warnings),
         language=fast.language,
         refresh_hint_seconds=hint,
@@ -241,21 +243,7 @@ def _xml_entry(raw: Any, fetched_at: float, language: str | None) -> FeedEntry |
             published = float(calendar.timegm(struct))
         except (OverflowError, ValueError, TypeError):
             published = None
-    return _entry(title, link, guid, body, published, fetched_at, language)
-
-
-def _entry(
-    title: str,
-    link: str | None,
-    guid: str | None,
-    body: str,
-    published: float | None,
-    fetched_at: float,
-    language: str | None,
-) -> FeedEntry:
-    if published is None or published < 0 or published > fetched_at + MAX_FUTURE_SKEW_SECONDS:
-        return FeedEntry(title, link, guid, body, fetched_at, True, language)
-    return FeedEntry(title, link, guid, body, published, False, language)
+    return dated_entry(title, link, guid, body, published, fetched_at, language)
 
 
 def _refuse_constant(name: str) -> float:
@@ -302,7 +290,7 @@ def _parse_json_feed(data: bytes, fetched_at: float, max_entries: int) -> Parsed
             continue
         published = _rfc3339(item.get("date_published")) or _rfc3339(item.get("date_modified"))
         entries.append(
-            _entry(
+            dated_entry(
                 title,
                 link,
                 guid,

@@ -22,11 +22,19 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from lxml import etree
 
-from connectors.xmltext import encodings, html_entities_to_numeric, is_utf8, mend, timestamp
+from connectors.base import FeedEntry, dated_entry
+from connectors.xmltext import (
+    encodings,
+    html_entities_to_numeric,
+    is_utf8,
+    mend,
+    repaired,
+    timestamp,
+)
 from connectors.xmlwalk import Walker, attributes_of, element_name
 
 _RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "rss094"}
@@ -35,20 +43,12 @@ _DOCTYPE = re.compile(rb"<!DOCTYPE[^>]*>", re.IGNORECASE)
 _FIRST_ELEMENT = re.compile(rb"<\w")
 
 
-class XmlEntry(NamedTuple):  # a tuple: made 24 times a feed, twice as fast as a dataclass
-    title: str
-    link: str | None
-    guid: str | None
-    body: str
-    published: float | None
-
-
 @dataclass(frozen=True)
 class XmlFeed:
     format: str
     title: str | None
     language: str | None
-    entries: tuple[XmlEntry, ...]  # of the first max_entries, those with any content
+    entries: tuple[FeedEntry, ...]  # of the first max_entries, those with any content
     entry_count: int  # before the cap
     ttl: str | None
     update_period: str | None
@@ -75,7 +75,7 @@ def _parser() -> Any:
 
 
 def parse_xml(
-    data: bytes, url: str | None, http_charset: str | None, max_entries: int
+    data: bytes, url: str | None, http_charset: str | None, max_entries: int, fetched_at: float
 ) -> XmlFeed | str:
     """The feed, or why feedparser should read this document instead."""
     parsed = _tree(data, http_charset)
@@ -93,11 +93,14 @@ def parse_xml(
     except RecursionError:  # libxml2 stops at depth 256; this is only a second guard
         return "nested too deeply to walk"
     feed = walker.feed
-    entries = tuple(entry for raw in walker.entries if (entry := _entry(raw)) is not None)
+    language = _text(feed.get("language"))
+    entries = tuple(
+        entry for raw in walker.entries if (entry := _entry(raw, fetched_at, language)) is not None
+    )
     return XmlFeed(
         version,
         _text(feed.get("title")),
-        _text(feed.get("language")),
+        language,
         entries,
         len(walker.entries) + walker.entries_beyond_cap,
         _text(feed.get("ttl")),
@@ -186,18 +189,24 @@ def _version_from_namespaces(root: Any) -> str:
 
 # Names of elements in no namespace or a namespace feedparser knows (the prefix used in the
 # document does not matter for those); other namespaces keep the document's prefix.
-def _entry(raw: dict[str, Any]) -> XmlEntry | None:
+def _entry(raw: dict[str, Any], fetched_at: float, language: str | None) -> FeedEntry | None:
     title = _text(raw.get("title")) or ""
     link = _text(raw.get("link"))
     guid = _text(raw.get("id"))
-    contents = [_text(c) or "" for c in raw.get("content", ())]
-    body = max(contents, key=len, default="") or _text(raw.get("summary")) or ""
+    # feedparser repairs every value as it is read (xmltext.repaired); an entry's bodies, the
+    # long ones, are repaired here instead, the summary only when there is no content.
+    contents = [_text(repaired(c)) or "" for c in raw.get("content", ())]
+    body = max(contents, key=len, default="") or _text(_repaired(raw.get("summary"))) or ""
     if not (title or link or guid or body):
         return None
     published = timestamp(raw.get("published_date"))
     if published is None:
         published = timestamp(raw.get("updated_date"))
-    return XmlEntry(title, link, guid, body, published)
+    return dated_entry(title, link, guid, body, published, fetched_at, language)
+
+
+def _repaired(value: Any) -> Any:
+    return repaired(value) if isinstance(value, str) else value
 
 
 def _text(value: Any) -> str | None:

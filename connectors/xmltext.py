@@ -20,7 +20,6 @@ from feedparser.encodings import lazy_chardet_encoding
 from feedparser.html import _cp1252
 
 # feedparser's regular expression: a declaration must start the document and sit on one line.
-_XML_PI_ENCODING = re.compile(rb"^<\?.*encoding=['\"](.*?)['\"].*\?>")
 _XML_DECLARATION = re.compile(rb"^<\?xml[^>]*?>")
 _UTF8_DECLARATION = b"<?xml version='1.0' encoding='utf-8'?>"
 _UTF8_NAMES = frozenset({"utf-8", "utf8"})
@@ -85,8 +84,8 @@ def encodings(data: bytes, http_charset: str | None) -> Iterator[Decoded]:
             head = body[:1024].decode(bom, "ignore").encode("utf-8")
     except LookupError:
         head = b""
-    declared = _XML_PI_ENCODING.match(head)
-    declared_name = declared.group(1).decode("utf-8", "replace").lower() if declared else ""
+    declared = _pi_encoding(head)
+    declared_name = declared.decode("utf-8", "replace").lower() if declared is not None else ""
     if bom and declared_name in _UNICODE_NAMES:
         declared_name = bom
     first = http_charset or declared_name or "utf-8"
@@ -117,6 +116,31 @@ def encodings(data: bytes, http_charset: str | None) -> Iterator[Decoded]:
         else:
             utf8 = _UTF8_DECLARATION + b"\n" + utf8
         yield Decoded(utf8, candidate, False, warning)
+
+
+def _pi_encoding(data: bytes) -> bytes | None:
+    r"""What feedparser's ``^<\?.*encoding=['"](.*?)['"].*\?>`` captures, found with byte
+    searches: the regex backtracks through the whole first line, all of a one-line feed.
+    Its greedy ``.*`` picks the last ``encoding=`` on the first line that is followed by a
+    quote, a closing quote and then ``?>``; the lazy group ends at the first closing quote."""
+    if not data.startswith(b"<?"):
+        return None
+    newline = data.find(b"\n")
+    line = data if newline < 0 else data[:newline]
+    last_close = line.rfind(b"?>")
+    end = len(line)
+    while last_close > 0:
+        at = line.rfind(b"encoding=", 2, end)
+        if at < 0:
+            return None
+        opening = at + 9
+        if line[opening : opening + 1] in (b"'", b'"'):
+            quotes = (line.find(b"'", opening + 1), line.find(b'"', opening + 1))
+            closing = min((q for q in quotes if q >= 0), default=-1)
+            if 0 <= closing < last_close:
+                return line[opening + 1 : closing]
+        end = at + 8  # an earlier encoding= (ending before this one does)
+    return None
 
 
 def is_utf8(data: bytes) -> bool:
@@ -203,11 +227,16 @@ def repaired(text: str) -> str:
     costs 0.21 ms."""
     if text.isascii():
         return text
+    utf8 = text.encode("utf-8", "surrogatepass")
+    if b"\xc2" not in utf8:
+        # Both repairs need a character U+0080-U+00BF: UTF-8 read as Latin-1 has one for
+        # every continuation byte, and the C1 controls are among them.
+        return text
     try:
         text = text.encode("iso-8859-1").decode("utf-8")
+        utf8 = text.encode("utf-8", "surrogatepass")
     except (UnicodeEncodeError, UnicodeDecodeError):
         pass
-    utf8 = text.encode("utf-8", "surrogatepass")
     if b"\xc2" in utf8 and _C1_CHARACTER.search(utf8) is not None:
         # As str.translate(_cp1252), which looks every character up in a dict: 1 ms a body.
         text = _CP1252_RANGE.sub(_windows_1252, text)
@@ -244,8 +273,12 @@ def timestamp(value: str | None) -> float | None:
     """
     if not value:
         return None
+    if len(value) >= 10 and value[4] == "-" and value[7] == "-" and value.isascii():
+        fast = _w3cdtf(value)
+        if fast is not None:
+            return fast
     lowered = value.lower()
-    match = _W3CDTF.fullmatch(lowered)
+    match = _W3CDTF.fullmatch(lowered) if lowered[4:5] == "-" else None
     if match is not None:
         year, month, day, hour, minute, second, zone = match.groups()
         offset = 0
@@ -256,11 +289,12 @@ def timestamp(value: str | None) -> float | None:
         if fast is not None:
             return fast
     else:
-        match = _RFC822.fullmatch(lowered)
-        if match is not None:
-            fast = _rfc822(*match.groups())
-            if fast is not None:
-                return fast
+        fast = _rfc822_split(lowered)
+        if fast is None:
+            match = _RFC822.fullmatch(lowered)
+            fast = _rfc822(*match.groups()) if match is not None else None
+        if fast is not None:
+            return fast
     struct = _parse_date(value)
     if struct is None:
         return None
@@ -268,6 +302,43 @@ def timestamp(value: str | None) -> float | None:
         return float(calendar.timegm(struct))
     except (OverflowError, ValueError, TypeError):
         return None
+
+
+def _w3cdtf(value: str) -> float | None:
+    """``2026-12-01``, ``2026-12-01T08:00:00Z``, ``...T08:00:00.123+01:00``, read by position
+    (_W3CDTF's shape, and a bare date as midnight UTC); None for anything else."""
+    year, month, day = value[0:4], value[5:7], value[8:10]
+    if not (year.isdigit() and month.isdigit() and day.isdigit()):
+        return None
+    if len(value) == 10:
+        return _utc_seconds(year, int(month), day, "0", "0", "0", 0)
+    if len(value) < 16 or value[10] not in "Tt" or value[13] != ":":
+        return None
+    hour, minute, second = value[11:13], value[14:16], "0"
+    end = 16
+    if value[16:17] == ":":
+        second, end = value[17:19], 19
+        if len(second) != 2 or not second.isdigit():
+            return None
+        if value[19:20] == ".":
+            end = 20
+            while value[end : end + 1].isdigit():
+                end += 1
+            if end == 20:
+                return None
+    if not (hour.isdigit() and minute.isdigit()):
+        return None
+    zone = value[end:]
+    offset = 0
+    if zone and zone not in "Zz":
+        if len(zone) != 6 or zone[0] not in "+-" or zone[3] != ":":
+            return None
+        hours, minutes = zone[1:3], zone[4:6]
+        if not (hours.isdigit() and minutes.isdigit()):
+            return None
+        offset = int(hours) * 3600 + int(minutes) * 60
+        offset = -offset if zone[0] == "-" else offset
+    return _utc_seconds(year, int(month), day, hour, minute, second, offset)
 
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -286,6 +357,31 @@ def _utc_seconds(
     except ValueError:
         return None
     return float(days * 86400 + h * 3600 + m * 60 + s - offset)
+
+
+def _rfc822_split(lowered: str) -> float | None:
+    """_rfc822 of _RFC822's groups for its everyday shape, ``sat, 07 sep 2002 00:00:01 gmt``,
+    read by splitting; None for any other shape."""
+    parts = lowered.split(" ")
+    if len(parts) != 6 or not lowered.isascii():
+        return None
+    day_name, day, month, year, clock, zone = parts
+    if len(day_name) != 4 or day_name[3] != "," or not day_name[:3].isalpha():
+        return None
+    if not (0 < len(day) <= 2 and day.isdigit() and len(year) == 4 and year.isdigit()):
+        return None
+    if len(month) != 3 or not month.isalpha():
+        return None
+    times = clock.split(":")
+    if not 2 <= len(times) <= 3:
+        return None
+    for part in times:
+        if not (0 < len(part) <= 2 and part.isdigit()):
+            return None
+    if not (zone.isalpha() or (len(zone) == 5 and zone[0] in "+-" and zone[1:].isdigit())):
+        return None
+    second = times[2] if len(times) == 3 else None
+    return _rfc822(day_name[:3], day, month, year, times[0], times[1], second, zone)
 
 
 def _rfc822(

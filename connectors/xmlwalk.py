@@ -27,8 +27,9 @@ _LINK_REFERENCE = re.compile("&([A-Za-z0-9_]+);")
 _XMLNS_DECLARATION = re.compile(r"""\sxmlns(?::[\w.-]+)?=(?:"[^"]*"|'[^']*')""")
 _FEED_HINTS = frozenset({"ttl", "sy_updateperiod", "sy_updatefrequency"})
 _NO_ATTRIBUTES: dict[str, str] = {}
+_BODIES = frozenset({"content", "summary", "description"})
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
-_SCOPED = re.compile(r"(?:base|lang)$", re.IGNORECASE)  # xml:base, xml:lang, base, lang
+_SCOPED = ("base", "lang")  # the end of xml:base, xml:lang, base, lang
 
 
 _names: dict[str, str] = {}
@@ -116,13 +117,15 @@ class Walker:
 
     def walk(self, root: Any) -> None:
         self.depth += 1
-        self.element(root, _KINDS.get(root.tag) or _kind(root))
+        self.element(root, _KINDS.get(root.tag) or _kind(root), root.items())
         self.depth -= 1
 
-    def element(self, element: Any, kind: tuple[str, Any, Any]) -> None:
-        """feedparser's unknown_starttag ... unknown_endtag for one element (at self.depth)."""
+    def element(
+        self, element: Any, kind: tuple[str, Any, Any], items: list[tuple[str, str]]
+    ) -> None:
+        """feedparser's unknown_starttag ... unknown_endtag for one element (at self.depth),
+        given its attributes."""
         name, _, handler = kind
-        items = element.items()
         if not items:
             if handler is not None:
                 handler(self, element, _NO_ATTRIBUTES)
@@ -131,7 +134,7 @@ class Walker:
             else:
                 self.children(element)
             return
-        if handler is None and not any(_SCOPED.search(key) for key, _ in items):
+        if handler is None and not any(key[-4:].lower() in _SCOPED for key, _ in items):
             # Attributes of an element we do not read (media:content url=...) matter only
             # when they set xml:base or xml:lang for its children.
             if name not in _FEED_HINTS:
@@ -160,13 +163,14 @@ class Walker:
         for child in element:
             kind = kinds.get(child.tag) or _kind(child)
             if kind[1] is not None:
-                if not len(child) and not child.items():
+                items = child.items()
+                if not items and not len(child):
                     kind[1](self, child.text or "")
                 else:
-                    self.element(child, kind)
+                    self.element(child, kind, items)
             elif kind[2] is not None or len(child):
                 # An element without a handler and without children changes nothing we keep.
-                self.element(child, kind)
+                self.element(child, kind, child.items())
         self.depth -= 1
 
     # -- handlers for an element with text only (no attributes, no children)
@@ -241,7 +245,9 @@ class Walker:
             output = base64_decoded(output)
         if output and (name == "link" or (name == "id" and self.guid_is_link)):
             output = _resolved(self.base, output)
-        if not output.isascii():
+        if not output.isascii() and not (
+            name in _BODIES and self.inentry and not self.insource
+        ):  # an entry's bodies are repaired once one is chosen (connectors.xmlfeed._entry)
             output = repaired(output)
         if name == "title" and -1 < self.title_depth <= self.depth:
             return output

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import calendar
 import random
+import re
 
 import pytest
 from feedparser.datetimes import _parse_date
 from feedparser.urls import _urljoin
 from lxml import etree
 
-from connectors import xmlfeed, xmlwalk
+from connectors import xmlfeed, xmltext, xmlwalk
 from connectors.rss import parse_feed
 from connectors.xmltext import timestamp
 
@@ -51,6 +52,18 @@ def test_malformed_xml_falls_back_to_feedparser_and_keeps_its_entries():
     assert parsed.fallback_reason.startswith("not well-formed: ")
     assert [e.title for e in parsed.entries] == ["A <b>bold", "B"]
     assert any(w.startswith("parsed leniently") for w in parsed.warnings)
+
+
+def test_a_failure_inside_our_parser_leaves_the_feed_to_feedparser(monkeypatch, caplog):
+    def broken(*args):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(xmlfeed, "parse_xml", broken)
+    parsed = parse_feed(rss("<item><title>A</title></item>"), url=URL, fetched_at=FETCHED_AT)
+    assert parsed.parser == "feedparser"
+    assert parsed.fallback_reason == "connectors.xmlfeed failed: TypeError('a bug')"
+    assert [e.title for e in parsed.entries] == ["A"]
+    assert f"connectors.xmlfeed failed on {URL}" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -325,7 +338,7 @@ def test_an_entity_bomb_or_external_entity_is_never_expanded(no_network):
     assert entry.title == "&lol3;"  # the internal subset is dropped, the name kept as text
     assert (entry.title, entry.body) == ("&lol3;", "&xxe; &file;")
     # Handed the internal subset itself, the lxml parser still expands and fetches nothing.
-    direct = xmlfeed.parse_xml(BOMB, URL, None, 500)
+    direct = xmlfeed.parse_xml(BOMB, URL, None, 500, 0.0)
     assert not isinstance(direct, str)
     assert [(e.title, e.body) for e in direct.entries] == [("&lol3;", "&xxe; &file;")]
     tree = etree.fromstring(BOMB, xmlfeed._parser())  # the parser alone, references and all
@@ -358,11 +371,27 @@ def test_the_date_shortcuts_answer_what_feedparsers_date_parser_answers():
     for _ in range(1000):
         y, mo, d = rng.randint(1899, 2101), rng.randint(1, 12), rng.randint(1, 31)
         h, mi, s = rng.randint(0, 24), rng.randint(0, 59), rng.randint(0, 60)
-        zone = rng.choice(["Z", "+01:00", "-07:30", "", "+0530"])
-        values.append(f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{zone}")
+        zone = rng.choice(["Z", "z", "+01:00", "-07:30", "", "+0530", "+1:00", "-07:3"])
+        fraction = rng.choice(["", "", ".5", ".123456", "."])
+        values.append(f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{fraction}{zone}")
+        values.append(f"{y:04d}-{mo:02d}-{d:02d}t{h:02d}:{mi:02d}{zone}")
+        values.append(f"{y:04d}-{mo:02d}-{d:02d}")
         day = rng.choice(["Mon, ", "Tue, ", "Sunday, ", "", "Xyz, "])
         zone = rng.choice(["GMT", "+0100", "-0730", "EST", "UT", "Z", "CEST", "GMT+2"])
         values.append(f"{day}{d} {calendar.month_abbr[mo]} {y} {h:02d}:{mi:02d}:{s:02d} {zone}")
     for value in values:
         struct = _parse_date(value)
         assert timestamp(value) == (float(calendar.timegm(struct)) if struct else None), value
+
+
+FEEDPARSER_XML_PI_ENCODING = re.compile(rb"^<\?.*encoding=['\"](.*?)['\"].*\?>")  # encodings.py
+
+
+def test_the_declared_encoding_is_found_where_feedparsers_regex_finds_it():
+    rng = random.Random(3)
+    pieces = [b"<?", b"?>", b"encoding=", b"'", b'"', b"x", b"\n", b"\r", b"utf-8", b" ", b">"]
+    for _ in range(50_000):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        data = b"<?" + data if rng.random() < 0.7 else data
+        match = FEEDPARSER_XML_PI_ENCODING.match(data)
+        assert xmltext._pi_encoding(data) == (match.group(1) if match else None), data
