@@ -9,8 +9,19 @@ from contextlib import contextmanager
 
 import pytest
 
+from connectors import compiled
 from newsalert.broker import EmbeddedBroker
 from newsalert.localservers import PostgresCluster
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    stale = compiled.stale_modules()
+    if stale:  # the tests would run the last build, not the code in the tree
+        pytest.exit(
+            f"{', '.join(stale)}: the compiled module is older than its source;"
+            " rebuild with `make test` or `.venv/bin/python -m connectors.compiled`",
+            returncode=2,
+        )
 
 
 async def eventually(
