@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # The XML parse path compiled with mypyc (connectors/compiled.py), rebuilt when a source changes.
-COMPILED_SOURCES := connectors/xmlfeed.py connectors/xmltext.py connectors/xmlwalk.py
+COMPILED_SOURCES := $(addprefix connectors/,feeddates.py xmlfeed.py xmltext.py xmlwalk.py)
 COMPILED := $(VENV)/.compiled-stamp
 
 $(COMPILED): $(STAMP) $(COMPILED_SOURCES) connectors/base.py connectors/compiled.py

@@ -1,4 +1,4 @@
-"""The XML parse path (connectors.xmlfeed, xmlwalk, xmltext) compiled to C with mypyc.
+"""The XML parse path (connectors.xmlfeed, xmlwalk, xmltext, feeddates) compiled with mypyc.
 
 ``python -m connectors.compiled`` builds them in place (``make`` does, whenever one of them
 changes); Python then imports the compiled module beside each source file. Without a build
@@ -15,7 +15,12 @@ import warnings
 from importlib import import_module
 from pathlib import Path
 
-MODULES = ("connectors.xmlfeed", "connectors.xmltext", "connectors.xmlwalk")
+MODULES = (
+    "connectors.feeddates",
+    "connectors.xmlfeed",
+    "connectors.xmltext",
+    "connectors.xmlwalk",
+)
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -21,19 +21,18 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from lxml import etree
 
 from connectors.base import FeedEntry, dated_entry
+from connectors.feeddates import timestamp
 from connectors.xmltext import (
     encodings,
     html_entities_to_numeric,
     is_utf8,
     mend,
     repaired,
-    timestamp,
 )
 from connectors.xmlwalk import Walker, attributes_of, element_name
 
@@ -43,8 +42,7 @@ _DOCTYPE = re.compile(rb"<!DOCTYPE[^>]*>", re.IGNORECASE)
 _FIRST_ELEMENT = re.compile(rb"<\w")
 
 
-@dataclass(frozen=True)
-class XmlFeed:
+class XmlFeed(NamedTuple):
     format: str
     title: str | None
     language: str | None

@@ -1,4 +1,4 @@
-"""Bytes and text for connectors.xmlfeed: the document's encoding, HTML entities, dates and the
+"""Bytes and text for connectors.xmlfeed: the document's encoding, HTML entities and the
 text repairs feedparser applies, each done as feedparser does it so both give the same values.
 """
 
@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import calendar
 import codecs
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import date
 from html.entities import name2codepoint
+from typing import NamedTuple
 
-from feedparser.datetimes import _parse_date
-from feedparser.datetimes.rfc822 import timezone_names
 from feedparser.encodings import lazy_chardet_encoding
 from feedparser.html import _cp1252
 
@@ -51,8 +47,7 @@ _UNICODE_NAMES = frozenset(
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Decoded:
+class Decoded(NamedTuple):
     """The document as UTF-8 bytes; ``lazy`` when they are the input bytes, not yet checked."""
 
     data: bytes
@@ -125,20 +120,23 @@ def _pi_encoding(data: bytes) -> bytes | None:
     quote, a closing quote and then ``?>``; the lazy group ends at the first closing quote."""
     if not data.startswith(b"<?"):
         return None
-    newline = data.find(b"\n")
-    line = data if newline < 0 else data[:newline]
-    last_close = line.rfind(b"?>")
-    end = len(line)
+    line_end = data.find(b"\n")
+    line_end = len(data) if line_end < 0 else line_end
+    last_close = data.rfind(b"?>", 0, line_end)
+    end = line_end
     while last_close > 0:
-        at = line.rfind(b"encoding=", 2, end)
+        at = data.rfind(b"encoding=", 2, end)
         if at < 0:
             return None
         opening = at + 9
-        if line[opening : opening + 1] in (b"'", b'"'):
-            quotes = (line.find(b"'", opening + 1), line.find(b'"', opening + 1))
+        if data[opening : opening + 1] in (b"'", b'"'):
+            quotes = (
+                data.find(b"'", opening + 1, line_end),
+                data.find(b'"', opening + 1, line_end),
+            )
             closing = min((q for q in quotes if q >= 0), default=-1)
             if 0 <= closing < last_close:
-                return line[opening + 1 : closing]
+                return data[opening + 1 : closing]
         end = at + 8  # an earlier encoding= (ending before this one does)
     return None
 
@@ -254,148 +252,3 @@ def base64_decoded(text: str) -> str:
         return base64.decodebytes(text.encode("utf8")).decode("utf8")
     except (binascii.Error, binascii.Incomplete, UnicodeDecodeError):
         return text
-
-
-_DAY_NAMES = frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"})
-_MONTHS = {m: n for n, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
-_RFC822 = re.compile(
-    r"(?:([a-z]{3})[a-z]*,?\s+)?(\d{1,2})\s+([a-z]{3})[a-z]*\s+(\d{4})\s+"
-    r"(\d{1,2}):(\d{1,2})(?::(\d{1,2}))?\s+([a-z]+|[+-]\d{4})"
-)
-_W3CDTF = re.compile(r"(\d{4})-(\d\d)-(\d\d)t(\d\d):(\d\d)(?::(\d\d)(?:\.\d+)?)?(z|[+-]\d\d:\d\d)?")
-
-
-def timestamp(value: str | None) -> float | None:
-    """UTC epoch seconds, as ``calendar.timegm(feedparser's _parse_date(value))`` gives them.
-
-    The two shapes nearly every feed uses are read here directly (a fraction of the cost);
-    anything else goes to feedparser's own date parser.
-    """
-    if not value:
-        return None
-    if len(value) >= 10 and value[4] == "-" and value[7] == "-" and value.isascii():
-        fast = _w3cdtf(value)
-        if fast is not None:
-            return fast
-    lowered = value.lower()
-    match = _W3CDTF.fullmatch(lowered) if lowered[4:5] == "-" else None
-    if match is not None:
-        year, month, day, hour, minute, second, zone = match.groups()
-        offset = 0
-        if zone and zone != "z":
-            offset = int(zone[1:3]) * 3600 + int(zone[4:]) * 60
-            offset = -offset if zone[0] == "-" else offset
-        fast = _utc_seconds(year, int(month), day, hour, minute, second or "0", offset)
-        if fast is not None:
-            return fast
-    else:
-        fast = _rfc822_split(lowered)
-        if fast is None:
-            match = _RFC822.fullmatch(lowered)
-            fast = _rfc822(*match.groups()) if match is not None else None
-        if fast is not None:
-            return fast
-    struct = _parse_date(value)
-    if struct is None:
-        return None
-    try:
-        return float(calendar.timegm(struct))
-    except (OverflowError, ValueError, TypeError):
-        return None
-
-
-def _w3cdtf(value: str) -> float | None:
-    """``2026-12-01``, ``2026-12-01T08:00:00Z``, ``...T08:00:00.123+01:00``, read by position
-    (_W3CDTF's shape, and a bare date as midnight UTC); None for anything else."""
-    year, month, day = value[0:4], value[5:7], value[8:10]
-    if not (year.isdigit() and month.isdigit() and day.isdigit()):
-        return None
-    if len(value) == 10:
-        return _utc_seconds(year, int(month), day, "0", "0", "0", 0)
-    if len(value) < 16 or value[10] not in "Tt" or value[13] != ":":
-        return None
-    hour, minute, second = value[11:13], value[14:16], "0"
-    end = 16
-    if value[16:17] == ":":
-        second, end = value[17:19], 19
-        if len(second) != 2 or not second.isdigit():
-            return None
-        if value[19:20] == ".":
-            end = 20
-            while value[end : end + 1].isdigit():
-                end += 1
-            if end == 20:
-                return None
-    if not (hour.isdigit() and minute.isdigit()):
-        return None
-    zone = value[end:]
-    offset = 0
-    if zone and zone not in "Zz":
-        if len(zone) != 6 or zone[0] not in "+-" or zone[3] != ":":
-            return None
-        hours, minutes = zone[1:3], zone[4:6]
-        if not (hours.isdigit() and minutes.isdigit()):
-            return None
-        offset = int(hours) * 3600 + int(minutes) * 60
-        offset = -offset if zone[0] == "-" else offset
-    return _utc_seconds(year, int(month), day, hour, minute, second, offset)
-
-
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-
-def _utc_seconds(
-    year: str, month: int, day: str, hour: str, minute: str, second: str, offset: int
-) -> float | None:
-    """Epoch seconds of a UTC wall-clock time minus ``offset``; None for a date datetime
-    would refuse (feedparser refuses it then, or reads it another way)."""
-    h, m, s = int(hour), int(minute), int(second)
-    if h > 23 or m > 59 or s > 59:
-        return None
-    try:
-        days = date(int(year), month, int(day)).toordinal() - _EPOCH_ORDINAL
-    except ValueError:
-        return None
-    return float(days * 86400 + h * 3600 + m * 60 + s - offset)
-
-
-def _rfc822_split(lowered: str) -> float | None:
-    """_rfc822 of _RFC822's groups for its everyday shape, ``sat, 07 sep 2002 00:00:01 gmt``,
-    read by splitting; None for any other shape."""
-    parts = lowered.split(" ")
-    if len(parts) != 6 or not lowered.isascii():
-        return None
-    day_name, day, month, year, clock, zone = parts
-    if len(day_name) != 4 or day_name[3] != "," or not day_name[:3].isalpha():
-        return None
-    if not (0 < len(day) <= 2 and day.isdigit() and len(year) == 4 and year.isdigit()):
-        return None
-    if len(month) != 3 or not month.isalpha():
-        return None
-    times = clock.split(":")
-    if not 2 <= len(times) <= 3:
-        return None
-    for part in times:
-        if not (0 < len(part) <= 2 and part.isdigit()):
-            return None
-    if not (zone.isalpha() or (len(zone) == 5 and zone[0] in "+-" and zone[1:].isdigit())):
-        return None
-    second = times[2] if len(times) == 3 else None
-    return _rfc822(day_name[:3], day, month, year, times[0], times[1], second, zone)
-
-
-def _rfc822(
-    day_name: str | None, day: str, month_name: str, year: str, hour: str, minute: str,
-    second: str | None, zone: str,
-) -> float | None:  # fmt: skip
-    month = _MONTHS.get(month_name)
-    if month is None or (day_name is not None and day_name not in _DAY_NAMES):
-        return None
-    if zone[0] in "+-":
-        offset = int(zone[1:3]) * 3600 + int(zone[3:]) * 60
-        offset = -offset if zone[0] == "-" else offset
-    elif zone.startswith("gmt") and zone != "gmt":
-        return None  # GMT+2 and the like: feedparser's own rules
-    else:
-        offset = timezone_names.get(zone, 0) * 3600
-    return _utc_seconds(year, month, day, hour, minute, second or "0", offset)

@@ -16,8 +16,8 @@ from feedparser.urls import _urljoin
 from lxml import etree
 
 from connectors import xmlfeed, xmltext, xmlwalk
+from connectors.feeddates import timestamp
 from connectors.rss import parse_feed
-from connectors.xmltext import timestamp
 
 FETCHED_AT = 1_900_000_000.0
 URL = "https://news.example/feeds/main.xml"
@@ -296,6 +296,14 @@ def test_media_description_in_a_media_group_is_the_body_of_a_youtube_entry():
         "Tue, 01 Dec 26 08:00:00 GMT",
         "Sun, 31 Apr 2026 08:00:00 GMT",
         "2026-02-30T00:00:00Z",
+        "2000-02-29T12:00:00Z",
+        "2024-02-29",
+        "1900-02-29T12:00:00Z",
+        "2100-02-29",
+        "Tue, 29 Feb 2000 12:00:00 GMT",
+        "Thu, 29 Feb 1900 12:00:00 GMT",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59+01:00",
         "not a date",
     ],
 )
