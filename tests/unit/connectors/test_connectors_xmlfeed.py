@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import random
 import re
+from pathlib import Path
 
 import pytest
 from feedparser.datetimes import _parse_date
@@ -17,7 +18,7 @@ from lxml import etree
 
 from connectors import xmlfeed, xmltext, xmlwalk
 from connectors.feeddates import timestamp
-from connectors.rss import parse_feed
+from connectors.rss import _without_internal_subset, parse_feed
 
 FETCHED_AT = 1_900_000_000.0
 URL = "https://news.example/feeds/main.xml"
@@ -403,3 +404,37 @@ def test_the_declared_encoding_is_found_where_feedparsers_regex_finds_it():
         data = b"<?" + data if rng.random() < 0.7 else data
         match = FEEDPARSER_XML_PI_ENCODING.match(data)
         assert xmltext._pi_encoding(data) == (match.group(1) if match else None), data
+
+
+CORPUS = Path(__file__).parents[2] / "data" / "feeds"
+SNIPPETS = [
+    b"<", b">", b"&", b"&eacute;", b"<![CDATA[", b"]]>", b"<!--", b"-->", b"<?xml", b"?>",
+    b'"', b"\x00", b"\xff", b"\xc2\x80", b"&#128;", b"\xef\xbf\xbe", b'xml:base="../x"',
+    b' xmlns:a="http://purl.org/rss/1.0/"', b"<item>", b"</item>", b"<entry>", b"</title>",
+    b'<content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">x</div></content>',
+    b'<link href=""/>', b'<guid isPermaLink="true">', b"<pubDate>Tue, 29 Feb 1900 25:61:00",
+]  # fmt: skip
+
+
+def test_mangled_feeds_get_an_answer_from_the_lxml_path_never_an_exception():
+    """connectors.xmlfeed answers a feed or a reason; parse_feed would hide an exception (it
+    falls back to feedparser), so ask xmlfeed directly. Compiled with mypyc, a value of a type
+    its annotations do not allow raises TypeError: this is where that would show."""
+    documents = [p.read_bytes() for p in sorted(CORPUS.rglob("*.xml"))]
+    rng = random.Random(5)
+    for _ in range(1500):
+        data = bytearray(rng.choice(documents))
+        for _ in range(rng.randint(1, 6)):
+            at = rng.randrange(len(data) + 1)
+            roll = rng.random()
+            if roll < 0.5:
+                data[at:at] = rng.choice(SNIPPETS)
+            elif roll < 0.7:
+                del data[at : at + rng.randint(1, 50)]
+            elif roll < 0.8:
+                del data[at:]
+            else:
+                data[at : at + 1] = bytes([rng.randrange(256)])
+        document = _without_internal_subset(bytes(data).lstrip())
+        answer = xmlfeed.parse_xml(document, URL, None, 500, FETCHED_AT)
+        assert isinstance(answer, (xmlfeed.XmlFeed, str))
