@@ -25,26 +25,6 @@ class FeedEntry(NamedTuple):  # a tuple: made for every entry of every fetch, 4x
     source: str | None = None  # the outlet, when the entry names it (JSON Lines); else the feed's
 
 
-MAX_FUTURE_SKEW_SECONDS = 86400.0  # a date further ahead than this is a broken clock, not news
-
-
-def dated_entry(
-    title: str,
-    link: str | None,
-    guid: str | None,
-    body: str,
-    published: float | None,
-    fetched_at: float,
-    language: str | None,
-    source: str | None = None,
-) -> FeedEntry:
-    """The entry at its own date, or at the fetch time (and marked so) when it has none we
-    can believe: missing, before 1970, or more than a day ahead of the fetch."""
-    if published is None or published < 0 or published > fetched_at + MAX_FUTURE_SKEW_SECONDS:
-        return FeedEntry(title, link, guid, body, fetched_at, True, language, source)
-    return FeedEntry(title, link, guid, body, published, False, language, source)
-
-
 @dataclass(frozen=True)
 class FeedRequest:
     """What a source needs to poll a feed politely."""

@@ -1,5 +1,6 @@
-"""Entry dates as feedparser reads them: ``timestamp`` gives the UTC epoch seconds that
-``calendar.timegm(feedparser's _parse_date(value))`` gives.
+"""Entry dates: ``timestamp`` reads a date as feedparser does, giving the UTC epoch seconds
+``calendar.timegm(feedparser's _parse_date(value))`` gives; ``dated_entry`` decides whether
+an entry keeps its date or gets the fetch time.
 
 The two shapes nearly every feed uses, W3CDTF (``2026-12-01T08:00:00Z``) and RFC 822
 (``Tue, 01 Dec 2026 08:00:00 GMT``), are read here by position, a few times faster than
@@ -11,19 +12,45 @@ from __future__ import annotations
 
 import calendar
 import re
+from typing import Final
 
 from feedparser.datetimes import _parse_date
 from feedparser.datetimes.rfc822 import timezone_names
 
-_DAY_NAMES = frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"})
-_MONTHS = {m: n for n, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
-_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-_NO_DAY = -1_000_000  # _epoch_days of a date that does not exist
-_RFC822 = re.compile(
+from connectors.base import FeedEntry
+
+_DAY_NAMES: Final = frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"})
+_MONTHS: Final = {
+    m: n for n, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)
+}
+_MONTH_DAYS: Final = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_NO_DAY: Final = -1_000_000  # _epoch_days of a date that does not exist
+_RFC822: Final = re.compile(
     r"(?:([a-z]{3})[a-z]*,?\s+)?(\d{1,2})\s+([a-z]{3})[a-z]*\s+(\d{4})\s+"
     r"(\d{1,2}):(\d{1,2})(?::(\d{1,2}))?\s+([a-z]+|[+-]\d{4})"
 )
-_W3CDTF = re.compile(r"(\d{4})-(\d\d)-(\d\d)t(\d\d):(\d\d)(?::(\d\d)(?:\.\d+)?)?(z|[+-]\d\d:\d\d)?")
+_W3CDTF: Final = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)t(\d\d):(\d\d)(?::(\d\d)(?:\.\d+)?)?(z|[+-]\d\d:\d\d)?"
+)
+# A date further ahead of the fetch than this is a broken clock, not news.
+MAX_FUTURE_SKEW_SECONDS: Final = 86400.0
+
+
+def dated_entry(
+    title: str,
+    link: str | None,
+    guid: str | None,
+    body: str,
+    published: float | None,
+    fetched_at: float,
+    language: str | None,
+    source: str | None = None,
+) -> FeedEntry:
+    """The entry at its own date, or at the fetch time (and marked so) when it has none we
+    can believe: missing, before 1970, or more than a day ahead of the fetch."""
+    if published is None or published < 0 or published > fetched_at + MAX_FUTURE_SKEW_SECONDS:
+        return FeedEntry(title, link, guid, body, fetched_at, True, language, source)
+    return FeedEntry(title, link, guid, body, published, False, language, source)
 
 
 def timestamp(value: str | None) -> float | None:

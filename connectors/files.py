@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from connectors.base import FeedEntry, FeedRequest, FetchResult, dated_entry
+from connectors.base import FeedEntry, FeedRequest, FetchResult
+from connectors.feeddates import dated_entry
 from connectors.rss import MAX_ENTRIES_PER_FEED, parse_file
 from connectors.state import FeedRow, FeedState
 from streams.settings import Settings

@@ -25,7 +25,8 @@ from typing import Any
 import feedparser
 
 from connectors import metrics, scheduler, xmlfeed
-from connectors.base import FeedEntry, FeedRequest, FetchResult, dated_entry
+from connectors.base import FeedEntry, FeedRequest, FetchResult
+from connectors.feeddates import dated_entry
 from connectors.fetcher import Fetcher, FetchError
 
 log = logging.getLogger(__name__)

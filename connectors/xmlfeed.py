@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from lxml import etree
 
-from connectors.base import FeedEntry, dated_entry
-from connectors.feeddates import timestamp
+from connectors.base import FeedEntry
+from connectors.feeddates import dated_entry, timestamp
 from connectors.xmltext import (
     encodings,
     html_entities_to_numeric,
@@ -36,10 +36,10 @@ from connectors.xmltext import (
 )
 from connectors.xmlwalk import Walker, attributes_of, element_name
 
-_RSS_VERSIONS = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "rss094"}
-_ATOM_VERSIONS = {"0.1": "atom01", "0.2": "atom02", "0.3": "atom03"}
-_DOCTYPE = re.compile(rb"<!DOCTYPE[^>]*>", re.IGNORECASE)
-_FIRST_ELEMENT = re.compile(rb"<\w")
+_RSS_VERSIONS: Final = {"0.91": "rss091u", "0.92": "rss092", "0.93": "rss093", "0.94": "rss094"}
+_ATOM_VERSIONS: Final = {"0.1": "atom01", "0.2": "atom02", "0.3": "atom03"}
+_DOCTYPE: Final = re.compile(rb"<!DOCTYPE[^>]*>", re.IGNORECASE)
+_FIRST_ELEMENT: Final = re.compile(rb"<\w")
 
 
 class XmlFeed(NamedTuple):
@@ -54,7 +54,7 @@ class XmlFeed(NamedTuple):
     warnings: tuple[str, ...] = ()  # an encoding override, markup mended before parsing
 
 
-_parsers = threading.local()
+_parsers: Final = threading.local()
 
 
 def _parser() -> Any:

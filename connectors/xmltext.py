@@ -10,38 +10,38 @@ import codecs
 import re
 from collections.abc import Callable, Iterator
 from html.entities import name2codepoint
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from feedparser.encodings import lazy_chardet_encoding
 from feedparser.html import _cp1252
 
 # feedparser's regular expression: a declaration must start the document and sit on one line.
-_XML_DECLARATION = re.compile(rb"^<\?xml[^>]*?>")
-_UTF8_DECLARATION = b"<?xml version='1.0' encoding='utf-8'?>"
-_UTF8_NAMES = frozenset({"utf-8", "utf8"})
-_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_]")
-_CDATA = re.compile(rb"<!\[CDATA\[.*?\]\]>", re.DOTALL)
-_NAMED_REFERENCE = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos);)([A-Za-z][A-Za-z0-9]*);")
-_XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-_CP1252_RANGE = re.compile("[\x80-\x9f]")
-_C1_CHARACTER = re.compile(rb"\xc2[\x80-\x9f]")  # U+0080-U+009F in UTF-8
+_XML_DECLARATION: Final = re.compile(rb"^<\?xml[^>]*?>")
+_UTF8_DECLARATION: Final = b"<?xml version='1.0' encoding='utf-8'?>"
+_UTF8_NAMES: Final = frozenset({"utf-8", "utf8"})
+_FIRST_ELEMENT: Final = re.compile(rb"<[A-Za-z_]")
+_CDATA: Final = re.compile(rb"<!\[CDATA\[.*?\]\]>", re.DOTALL)
+_NAMED_REFERENCE: Final = re.compile(rb"&(?!(?:amp|lt|gt|quot|apos);)([A-Za-z][A-Za-z0-9]*);")
+_XML_ESCAPES: Final = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_CP1252_RANGE: Final = re.compile("[\x80-\x9f]")
+_C1_CHARACTER: Final = re.compile(rb"\xc2[\x80-\x9f]")  # U+0080-U+009F in UTF-8
 
 
-_BOMS = (
+_BOMS: Final = (
     (codecs.BOM_UTF32_BE, "utf-32be", 4),
     (codecs.BOM_UTF32_LE, "utf-32le", 4),
     (codecs.BOM_UTF16_BE, "utf-16be", 2),
     (codecs.BOM_UTF16_LE, "utf-16le", 2),
     (codecs.BOM_UTF8, "utf-8", 3),
 )
-_MARKERS = {
+_MARKERS: Final = {
     b"\x4c\x6f\xa7\x94": "cp037",
     b"\x00\x3c\x00\x3f": "utf-16be",
     b"\x3c\x00\x3f\x00": "utf-16le",
     b"\x00\x00\x00\x3c": "utf-32be",
     b"\x3c\x00\x00\x00": "utf-32le",
 }
-_UNICODE_NAMES = frozenset(
+_UNICODE_NAMES: Final = frozenset(
     {"u16", "utf-16", "utf16", "utf_16", "u32", "utf-32", "utf32", "utf_32", "iso-10646-ucs-2",
      "iso-10646-ucs-4", "csucs4", "csunicode", "ucs-2", "ucs-4"}
 )  # fmt: skip
@@ -149,9 +149,9 @@ def is_utf8(data: bytes) -> bool:
     return True
 
 
-_CONTROL_CHARACTERS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-_BARE_AMPERSAND = re.compile(rb"&(?!(?:[A-Za-z][\w.:-]*|#[0-9]+|#[xX][0-9A-Fa-f]+);)")
-_ROOT_NAME = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+_CONTROL_CHARACTERS: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_BARE_AMPERSAND: Final = re.compile(rb"&(?!(?:[A-Za-z][\w.:-]*|#[0-9]+|#[xX][0-9A-Fa-f]+);)")
+_ROOT_NAME: Final = re.compile(rb"<([A-Za-z_][\w.:-]*)")
 
 
 def mend(data: bytes, error: str) -> tuple[str, bytes] | None:

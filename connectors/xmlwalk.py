@@ -10,7 +10,7 @@ language and the refresh hints is followed; the rest of feedparser's bookkeeping
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 from urllib.parse import uses_relative
 
 from feedparser.mixin import _FeedParserMixin
@@ -19,20 +19,25 @@ from lxml import etree
 
 from connectors.xmltext import base64_decoded, escape, repaired
 
-_NAMESPACES = {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespaces.items()}
-_XHTML = "application/xhtml+xml"
-_HTML_TYPES = frozenset({_XHTML, "text/html"})
-_TYPE_NAMES = {"text": "text/plain", "plain": "text/plain", "html": "text/html", "xhtml": _XHTML}
-_LINK_REFERENCE = re.compile("&([A-Za-z0-9_]+);")
-_XMLNS_DECLARATION = re.compile(r"""\sxmlns(?::[\w.-]+)?=(?:"[^"]*"|'[^']*')""")
-_FEED_HINTS = frozenset({"ttl", "sy_updateperiod", "sy_updatefrequency"})
-_NO_ATTRIBUTES: dict[str, str] = {}
-_BODIES = frozenset({"content", "summary", "description"})
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
-_SCOPED = ("base", "lang")  # the end of xml:base, xml:lang, base, lang
+_NAMESPACES: Final = {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespaces.items()}
+_XHTML: Final = "application/xhtml+xml"
+_HTML_TYPES: Final = frozenset({_XHTML, "text/html"})
+_TYPE_NAMES: Final = {
+    "text": "text/plain",
+    "plain": "text/plain",
+    "html": "text/html",
+    "xhtml": _XHTML,
+}
+_LINK_REFERENCE: Final = re.compile("&([A-Za-z0-9_]+);")
+_XMLNS_DECLARATION: Final = re.compile(r"""\sxmlns(?::[\w.-]+)?=(?:"[^"]*"|'[^']*')""")
+_FEED_HINTS: Final = frozenset({"ttl", "sy_updateperiod", "sy_updatefrequency"})
+_NO_ATTRIBUTES: Final[dict[str, str]] = {}
+_BODIES: Final = frozenset({"content", "summary", "description"})
+_SCHEME: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_SCOPED: Final = ("base", "lang")  # the end of xml:base, xml:lang, base, lang
 
 
-_names: dict[str, str] = {}
+_names: Final[dict[str, str]] = {}
 
 
 def element_name(tag: str, prefix: str | None) -> str:
@@ -465,7 +470,7 @@ class Walker:
         markup, never elements with a meaning of their own."""
 
 
-_HANDLERS = {
+_HANDLERS: Final = {
     "channel": Walker.rss_channel,
     "feed": Walker.rss_channel,
     "item": Walker.item,
@@ -527,7 +532,7 @@ def _serialized(element: Any) -> str:
     return _XMLNS_DECLARATION.sub("", markup) if "xmlns" in markup else markup
 
 
-_LEAVES = {
+_LEAVES: Final = {
     "title": Walker.title_text,
     "dc_title": Walker.title_text,
     "media_title": Walker.media_title_text,
@@ -605,10 +610,10 @@ def _without_semicolon(match: re.Match[str]) -> str:
     return "&" + match.group(1)
 
 
-_SKIP: tuple[str, Any, Any] = ("", None, None)
+_SKIP: Final[tuple[str, Any, Any]] = ("", None, None)
 # Element tag -> (feedparser's name, leaf handler, element handler), for tags in no namespace
 # or one feedparser knows; a name in another namespace depends on the document's prefix.
-_KINDS: dict[Any, tuple[str, Any, Any]] = {}
+_KINDS: Final[dict[Any, tuple[str, Any, Any]]] = {}
 
 
 def _kind(element: Any) -> tuple[str, Any, Any]:
