@@ -168,6 +168,7 @@ def parse_times() -> dict[str, Any]:
     whole corpus, OWN_PASSES times, passes alternating; a document's time is the median of
     its passes. feedparser is timed once per document (it is 30x slower; a reference only).
     """
+    from connectors import compiled
     from connectors.rss import parse_feed
 
     corpus = SHARED_CORPUS if SHARED_CORPUS.is_dir() else LOCAL_CORPUS
@@ -219,17 +220,19 @@ def parse_times() -> dict[str, Any]:
     figures["parse_ratio_feedparser_to_fastfeedparser"] = round(
         sum(slow) / sum(paired["fastfeedparser"]), 1
     )
+    figures["default_compiled"] = all(compiled.is_compiled(name) for name in compiled.MODULES)
     figures["default_fell_back_to_feedparser"] = sum(
         parse_feed(data).fallback_reason is not None for data in documents
     )
     figures["fastfeedparser_failures"] = sum(_fastfeedparser_or_none(d) is None for d in documents)
     figures["parse_note"] = (
-        "default = connectors.rss.parse_feed as deployed (connectors.xmlfeed on lxml, feedparser "
-        "for what it refuses); feedparser = parse_feed(parser='feedparser'); fastfeedparser = "
-        "fastfeedparser.parse on the raw bytes, unchecked (reference for speed only). paired: "
-        f"per document the minimum of {REPEATS} timings each, alternating order; own_pass: each "
-        f"parser alone over the corpus {OWN_PASSES} times, per document the median; ratios are "
-        "of summed (mean) and median per-document times, p90 of per-document ratios"
+        "default = connectors.rss.parse_feed as deployed (connectors.xmlfeed on lxml, compiled "
+        "with mypyc when default_compiled, feedparser for what it refuses); feedparser = "
+        "parse_feed(parser='feedparser'); fastfeedparser = fastfeedparser.parse on the raw "
+        "bytes, unchecked (reference for speed only). paired: per document the minimum of "
+        f"{REPEATS} timings each, alternating order; own_pass: each parser alone over the corpus "
+        f"{OWN_PASSES} times, per document the median; ratios are of summed (mean) and median "
+        "per-document times, p90 of per-document ratios"
     )
     return figures
 
