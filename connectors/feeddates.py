@@ -54,6 +54,7 @@ def dated_entry(
 
 
 def timestamp(value: str | None) -> float | None:
+    """A feed's date as UTC epoch seconds, or None when feedparser cannot read it either."""
     if not value:
         return None
     if len(value) >= 10 and value[4] == "-" and value[7] == "-" and value.isascii():
