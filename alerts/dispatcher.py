@@ -31,7 +31,7 @@ from alerts.payload import iso, webhook_payload
 from alerts.routing import Notification, Timing, channels_of, message_id, route
 from alerts.store import DeliveryStore, OutboxRow
 from newsalert.database import unavailable_errors, wait_out_outage, when_available
-from streams.settings import SubscriptionConfig
+from newsalert.settings import SubscriptionConfig
 
 log = logging.getLogger(__name__)
 

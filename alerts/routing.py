@@ -15,11 +15,11 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from streams.settings import SubscriptionConfig
+from newsalert.settings import SubscriptionConfig
+from streams.classify.keywords import keyword_match
 
 SEVERITY_RANKS = {"low": 0, "medium": 1, "high": 2}
 MEDIUM_RATIO, HIGH_RATIO = 5.0, 10.0
@@ -199,16 +199,3 @@ def next_digest_at(sub: SubscriptionConfig, now: float) -> float:
     if due <= local:
         due = _at(local + timedelta(days=1), sub.digest_time)
     return due.timestamp()
-
-
-def keyword_match(query: str, title: str) -> bool:
-    from streams.classify.classifier import classify
-
-    return bool(classify(title, "", _keyword_taxonomy(query)))
-
-
-@lru_cache(maxsize=256)
-def _keyword_taxonomy(query: str) -> Any:
-    from streams.classify.taxonomy import build_taxonomy
-
-    return build_taxonomy({"topics": {"keywords": {"rules": [query], "min_paragraphs": 1}}})

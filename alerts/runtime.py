@@ -8,7 +8,7 @@ from alerts.dispatcher import Dispatcher, Policy
 from alerts.links import Links
 from alerts.routing import Timing
 from alerts.store import DeliveryStore
-from streams.settings import Settings
+from newsalert.settings import Settings
 
 
 def policy_from(settings: Settings) -> Policy:

@@ -35,7 +35,7 @@ from typing import Any
 
 from alerts.routing import Notification, channels_of
 from newsalert.database import Database, open_database
-from streams.settings import SubscriptionConfig
+from newsalert.settings import SubscriptionConfig
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

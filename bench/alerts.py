@@ -138,7 +138,7 @@ def _spike(spike_id: str, topic: str, story: str, now: float) -> dict[str, Any]:
 
 
 def _settings(data_dir: Path, subscriptions: list[dict[str, Any]], **extra: Any):
-    from streams.settings import load_settings
+    from newsalert.settings import load_settings
 
     return load_settings(
         None,
@@ -373,7 +373,7 @@ def _breakdown() -> dict[str, float]:
     from alerts.routing import Timing, route
     from alerts.signing import signature_header
     from alerts.store import DeliveryStore
-    from streams.settings import SubscriptionConfig
+    from newsalert.settings import SubscriptionConfig
 
     def timed(step: Callable[[], object], repeat: int = 5) -> float:
         runs = []

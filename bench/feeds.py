@@ -118,7 +118,7 @@ async def _poller_rounds(server: _Server, feeds: int, rounds: int) -> dict[str, 
     from connectors.fetcher import Fetcher
     from connectors.poller import FeedPoller
     from connectors.state import FeedState
-    from streams.settings import Settings
+    from newsalert.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), allow_private_networks="127.0.0.0/8")

@@ -52,10 +52,10 @@ BACKTEST_FILE = Path(
 
 def backtest_rows_per_second(workers: int) -> float:
     """Wall-clock rows per second of the whole backtest (filter, processor, detector)."""
+    from newsalert.settings import Settings
     from streams.app import build_detector
     from streams.classify.taxonomy import load_taxonomy
     from streams.pipeline import ArticleProcessor
-    from streams.settings import Settings
     from streams.spikes.backtest import replay
 
     taxonomy = load_taxonomy(None)

@@ -2,7 +2,7 @@
 a total deadline per fetch and a body limit on decompressed bytes.
 
 Redirects are followed here, not by httpx, so that each hop is checked before any socket
-opens. Connections go to the address the SSRF check resolved (see ``ssrf.PinnedNetworkBackend``)
+opens. Connections go to the address the SSRF check resolved (see ``netguard.PinnedNetworkBackend``)
 while the URL keeps its host name, so the Host header, SNI and certificate checks are those
 of the real host and the connection pool stays keyed by host name.
 """
@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import email.utils
-import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import brotli
-import httpcore
 import httpx
 
-from connectors import ssrf
-from streams.settings import Settings
+from newsalert import netguard
+from newsalert.netguard import GuardedTransport, parse_retry_after
+from newsalert.settings import Settings
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECTS = frozenset({301, 308})
@@ -55,22 +53,6 @@ class HttpResponse:
     last_modified: str | None = None
     permanent_url: str | None = None
     raw_bytes: int = 0  # as transferred, before decompression
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class _Inflater:
@@ -138,24 +120,6 @@ async def _drain(response: httpx.Response) -> None:
             return
 
 
-class GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport with a pool that can dial only SSRF-checked addresses.
-
-    httpx has no public hook for the network backend, so we replace the pool it built
-    with an identical one that uses ours (tests/integration/connectors pins this behaviour).
-    """
-
-    def __init__(self, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=ssrf.PinnedNetworkBackend(),
-        )
-
-
 class Fetcher:
     """Shared by all feeds of a process. ``fetch`` returns a 200 or 304, or raises FetchError."""
 
@@ -166,12 +130,12 @@ class Fetcher:
         max_redirects: int = 5,
         max_connections: int = 200,
         max_connections_per_host: int = 4,
-        resolver: ssrf.Resolver = ssrf.system_resolver,
+        resolver: netguard.Resolver = netguard.system_resolver,
     ) -> None:
         self.deadline_seconds = settings.fetch_timeout_seconds
         self.max_body_bytes = settings.max_body_bytes
         self.max_redirects = max_redirects
-        self.policy = ssrf.NetworkPolicy.from_setting(settings.allow_private_networks)
+        self.policy = netguard.NetworkPolicy.from_setting(settings.allow_private_networks)
         self._resolver = resolver
         self._per_host = max_connections_per_host
         self._host_slots: dict[str, asyncio.Semaphore] = {}
@@ -216,8 +180,8 @@ class Fetcher:
         for hop in range(self.max_redirects + 1):
             try:
                 try:
-                    target = await ssrf.check_url(current, self.policy, self._resolver)
-                except ssrf.SsrfRefused as exc:
+                    target = await netguard.check_url(current, self.policy, self._resolver)
+                except netguard.SsrfRefused as exc:
                     raise FetchError("ssrf", str(exc)) from None
                 seen.add(str(target.url))
                 async with self._slot(target.host):
@@ -247,14 +211,14 @@ class Fetcher:
         raise FetchError("too_many_redirects", f"more than {self.max_redirects} redirects")
 
     async def _request(
-        self, target: ssrf.CheckedTarget, headers: dict[str, str]
+        self, target: netguard.CheckedTarget, headers: dict[str, str]
     ) -> tuple[HttpResponse | str, int]:
         """One hop: the final response, or the redirect Location and status."""
         request = self._client.build_request("GET", target.url, headers=headers)
-        with ssrf.pinned([target]):
+        with netguard.pinned([target]):
             try:
                 response = await self._client.send(request, stream=True)
-            except ssrf.SsrfRefused as exc:
+            except netguard.SsrfRefused as exc:
                 raise FetchError("ssrf", str(exc)) from None
             except httpx.TimeoutException:
                 raise FetchError("timeout", "timed out connecting or waiting for headers") from None
@@ -272,7 +236,7 @@ class Fetcher:
                 await response.aclose()
 
     async def _handle(
-        self, target: ssrf.CheckedTarget, response: httpx.Response
+        self, target: netguard.CheckedTarget, response: httpx.Response
     ) -> tuple[HttpResponse | str, int]:
         status = response.status_code
         if status in REDIRECT_STATUSES:

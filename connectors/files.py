@@ -23,7 +23,7 @@ from connectors.base import FeedEntry, FeedRequest, FetchResult
 from connectors.feeddates import dated_entry
 from connectors.rss import MAX_ENTRIES_PER_FEED, parse_file
 from connectors.state import FeedRow, FeedState
-from streams.settings import Settings
+from newsalert.settings import Settings
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 BATCH_ENTRIES = 1000

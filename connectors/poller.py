@@ -30,8 +30,8 @@ from connectors.publisher import Publisher
 from connectors.rss import RssSource
 from connectors.state import FeedRow, FeedState
 from newsalert.database import unavailable_errors, wait_out_outage, when_available
+from newsalert.settings import Settings
 from streams.records import RawArticle
-from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from connectors.fetcher import Fetcher
 from connectors.poller import FeedPoller
 from connectors.publisher import KafkaPublisher
 from connectors.state import FeedState
-from streams.settings import FeedConfig, Settings
+from newsalert.settings import FeedConfig, Settings
 
 
 @dataclass

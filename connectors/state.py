@@ -25,7 +25,7 @@ from typing import Any
 from connectors import scheduler
 from connectors.base import FetchResult
 from newsalert.database import open_database
-from streams.settings import FeedConfig
+from newsalert.settings import FeedConfig
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 5.0  # calls run on the event loop: wait briefly for a writer
 

@@ -274,13 +274,14 @@ def _row_factory(cursor: Any) -> Any:
 
 
 def redacted(url: str) -> str:
-    """The URL with its password replaced, for logs and error messages."""
+    """The URL with its password replaced (in the user part and a ``password=`` parameter),
+    for logs, error messages and `check-config`."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+    if parts.password is not None:
+        host = parts.netloc.rsplit("@", 1)[-1]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    return urlunsplit(parts._replace(query=query))
 
 
 def is_postgres_url(target: object) -> bool:

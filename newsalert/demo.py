@@ -17,7 +17,7 @@ from pathlib import Path
 
 from newsalert.localservers import FeedServer, SmtpSink, WebhookReceiver, load_demo_articles
 from newsalert.service import Service, say
-from streams.settings import load_settings
+from newsalert.settings import load_settings
 
 DEMO_SECRET = "whsec_" + "ZGVtby1zZWNyZXQtZm9yLW5ld3NhbGVydC1vbmx5"  # base64 of a demo key
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from newsalert.broker import EmbeddedBroker
 from newsalert.http import ServiceHttp
-from streams.settings import Settings
+from newsalert.settings import Settings
 
 log = logging.getLogger("newsalert")
 
@@ -146,6 +146,7 @@ class Service:
         self.http.add_routes(pages.routes)
 
     async def _start_streams(self) -> None:
+        from alerts import agent as alert_agent
         from alerts.runtime import build_dispatcher
         from streams.app import create_app
 
@@ -153,8 +154,9 @@ class Service:
         self.dispatcher = build_dispatcher(self.settings, public_url=self.http.url)
         self.closers.append(self.dispatcher.close)
         self.app = create_app(
-            self.settings, self.broker_url, self.dispatcher, persist_state=self.embedded is not None
+            self.settings, self.broker_url, persist_state=self.embedded is not None
         )
+        alert_agent.register(self.app, self.app.spikes_topic, self.dispatcher)
         await self.app.start()
         self.closers.append(self.app.stop)
         self.closers.append(self.app.save_state)
@@ -186,16 +188,21 @@ class Service:
             except Exception:
                 log.exception("error while stopping %r", closer)
 
-    def reload(self, load: Callable[[], Settings]) -> None:
-        """SIGHUP: re-read the config; apply subscriptions without a restart. Other settings
-        need a restart (said in the log). A broken config is refused and the old one kept."""
-        from streams.settings import ConfigError
+    async def reload(self, load: Callable[[], Settings]) -> None:
+        """SIGHUP: re-read the config and check it as `run` does; apply subscriptions and feeds
+        without a restart. A broken config is refused in one log line and the old one kept."""
+        from newsalert.preflight import check_settings
+        from newsalert.settings import ConfigError
+        from streams.classify.taxonomy import TaxonomyError
 
         try:
             settings = load()
-        except ConfigError as exc:
-            log.error("reload refused, keeping the running configuration: %s", exc)
+            checked = await check_settings(settings)
+        except (ConfigError, TaxonomyError) as exc:
+            log.error("reload refused, keeping the running configuration: %s", one_line(exc))
             return
+        for warning in checked.warnings:
+            log.warning("%s", warning)
         if self.dispatcher is not None:
             self.dispatcher.store.sync_config(settings.subscriptions)
         if self.connectors is not None:
@@ -218,9 +225,21 @@ async def run_until_stopped(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    from newsalert.preflight import check_settings
+
+    checked = await check_settings(settings)  # before anything starts: nothing to stop
+    for warning in checked.warnings:
+        log.warning("%s", warning)
     service = Service(settings)
     if reload is not None:
-        loop.add_signal_handler(signal.SIGHUP, service.reload, reload)
+        reloads: set[asyncio.Task[None]] = set()
+
+        def on_sighup() -> None:
+            task = asyncio.create_task(service.reload(reload), name="reload")
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
     try:
         try:
             await service.start(streams=streams, connectors=connectors)

@@ -2,28 +2,27 @@
 
 connectors --raw_articles--> process-articles --articles--> topic-hits
     --topic_hits (keyed by topic/entity)--> detect-spikes --spikes--> alert -> outbox
+
+The alert agent (alerts/agent.py) is attached to ``app.spikes_topic`` by newsalert/service.py:
+streams/ does not import alerts/.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import faust
 
+from newsalert.settings import Settings
 from streams import articles
 from streams.classify.taxonomy import load_taxonomy
 from streams.pipeline import ArticleProcessor
 from streams.records import Article, RawArticle, Spike, TopicHit
-from streams.settings import Settings
 from streams.spikes import agent as spikes_agent
 from streams.spikes.agent import SnapshotFile
 from streams.spikes.detector import SpikeDetector, SpikeRule
 from streams.topics import TOPICS
 from streams.transport import make_transport
-
-
-class SpikeSink(Protocol):
-    async def accept(self, spike: dict[str, Any]) -> int: ...
 
 
 class NewsalertApp(faust.App):
@@ -36,6 +35,8 @@ class NewsalertApp(faust.App):
         # Called by the service before the app stops: state that must outlive the process.
         self.state_savers: list[Any] = []
         self.detector: SpikeDetector | None = None  # for tests and diagnostics
+        # Where spike events go; the service attaches the alert agent to it (alerts/agent.py).
+        self.spikes_topic: Any = None
 
     def save_state(self) -> None:
         for save in self.state_savers:
@@ -56,7 +57,6 @@ def build_detector(settings: Settings, topic_names: list[str]) -> SpikeDetector:
 def create_app(
     settings: Settings,
     broker_url: str,
-    spike_sink: SpikeSink | None,
     persist_state: bool = False,
 ) -> NewsalertApp:
     app = NewsalertApp(
@@ -98,8 +98,5 @@ def create_app(
     spikes_agent.register(
         app, articles_topic, hits_topic, spikes_topic, detector, entities, snapshot, *batch
     )
-    if spike_sink is not None:
-        from alerts import agent as alert_agent
-
-        alert_agent.register(app, spikes_topic, spike_sink)
+    app.spikes_topic = spikes_topic
     return app

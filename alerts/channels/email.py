@@ -18,7 +18,7 @@ import aiosmtplib
 
 from alerts.channels.base import DeliveryResult, Outgoing
 from alerts.payload import email_content
-from streams.settings import SmtpConfig
+from newsalert.settings import SmtpConfig
 
 
 def build_message(outgoing: Outgoing, sender: str) -> EmailMessage:

@@ -14,18 +14,18 @@ import httpx
 from alerts.channels.base import DeliveryResult, Outgoing
 from alerts.payload import webhook_body
 from alerts.signing import InvalidSecret, signature_header
-from connectors import ssrf
-from connectors.fetcher import GuardedTransport, parse_retry_after
-from streams.settings import Settings
+from newsalert import netguard
+from newsalert.netguard import GuardedTransport, parse_retry_after
+from newsalert.settings import Settings
 
 
 class WebhookChannel:
     name = "webhook"
 
     def __init__(
-        self, settings: Settings, *, resolver: ssrf.Resolver = ssrf.system_resolver
+        self, settings: Settings, *, resolver: netguard.Resolver = netguard.system_resolver
     ) -> None:
-        self.policy = ssrf.NetworkPolicy.from_setting(settings.allow_private_networks)
+        self.policy = netguard.NetworkPolicy.from_setting(settings.allow_private_networks)
         self._resolver = resolver
         self._client = httpx.AsyncClient(
             transport=GuardedTransport(httpx.Limits(max_connections=50)),
@@ -51,13 +51,13 @@ class WebhookChannel:
             except InvalidSecret as exc:
                 return DeliveryResult("failed", f"subscriber's webhook secret: {exc}")
         try:
-            target = await ssrf.check_url(notification.target, self.policy, self._resolver)
-        except ssrf.SsrfRefused as exc:
+            target = await netguard.check_url(notification.target, self.policy, self._resolver)
+        except netguard.SsrfRefused as exc:
             return DeliveryResult("failed", f"webhook URL refused: {exc}")
         try:
-            with ssrf.pinned([target]):
+            with netguard.pinned([target]):
                 response = await self._client.post(target.url, content=body, headers=headers)
-        except (httpx.HTTPError, OSError, ssrf.SsrfRefused) as exc:
+        except (httpx.HTTPError, OSError, netguard.SsrfRefused) as exc:
             return DeliveryResult("retry", f"{type(exc).__name__}: {exc}".rstrip(": "))
         return classify_response(response.status_code, response.headers.get("Retry-After"))
 

@@ -168,7 +168,7 @@ async def test_deliveries_replay_resends_dead_letters(tmp_path, servers, capsys)
     }
     config = config_file(tmp_path, smtp.port, [sub])
     from alerts.runtime import build_dispatcher
-    from streams.settings import load_settings
+    from newsalert.settings import load_settings
 
     settings = load_settings(config, alert_group_wait_seconds=0, delivery_retry_schedule_seconds=())
     dispatcher = build_dispatcher(settings)
@@ -208,7 +208,7 @@ async def test_a_webhook_url_the_ssrf_guard_refuses_is_refused_when_added(tmp_pa
     (tmp_path / "c.yaml").write_text(f"data_dir: {tmp_path / 'data'}\n")
     config = str(tmp_path / "c.yaml")
     for url in ("http://127.0.0.1:8080/hook", "http://2130706433/hook", "http://[::1]/x"):
-        args = ["subscribers", "add", "x", "--topic", "t", "--webhook", url]
+        args = ["subscribers", "add", "x", "--topic", "5g-security", "--webhook", url]
         assert await cli(*args, "--config", config) == 2
         assert "webhook URL refused" in capsys.readouterr().err
 

@@ -10,7 +10,7 @@ import pytest
 
 from alerts.runtime import build_dispatcher
 from newsalert.localservers import SmtpSink, WebhookReceiver
-from streams.settings import load_settings
+from newsalert.settings import load_settings
 from tests.conftest import eventually, sample_spike
 
 SECRET = "whsec_" + "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seQ=="
@@ -392,7 +392,7 @@ async def test_a_subscriber_added_by_the_cli_is_seen_by_a_running_dispatcher(
     tmp_path, receiver, smtp, database_url
 ):
     from alerts.store import DeliveryStore
-    from streams.settings import SubscriptionConfig
+    from newsalert.settings import SubscriptionConfig
 
     settings = settings_for(tmp_path, receiver, smtp, database_url=database_url)
     dispatcher = dispatcher_for(settings, Clock())
@@ -478,7 +478,7 @@ def email_to(n: int):
 
 def email_channel(smtp, **options):
     from alerts.channels.email import EmailChannel
-    from streams.settings import SmtpConfig
+    from newsalert.settings import SmtpConfig
 
     return EmailChannel(SmtpConfig(host="127.0.0.1", port=smtp.port), **options)
 

@@ -11,7 +11,7 @@ import pytest
 
 from alerts.runtime import build_dispatcher
 from newsalert.localservers import SmtpSink
-from streams.settings import load_settings
+from newsalert.settings import load_settings
 from tests.conftest import sample_spike
 
 pytestmark = [

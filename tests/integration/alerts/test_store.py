@@ -11,7 +11,7 @@ import pytest
 
 from alerts.routing import Notification
 from alerts.store import DeliveryStore
-from streams.settings import SubscriptionConfig
+from newsalert.settings import SubscriptionConfig
 from tests.conftest import sample_spike
 
 NOW = 1_800_000_000.0

@@ -24,7 +24,7 @@ from connectors.fetcher import Fetcher, FetchError
 from connectors.poller import FeedPoller
 from connectors.rss import RssSource
 from connectors.state import FeedState
-from streams.settings import Settings
+from newsalert.settings import Settings
 from tests.conftest import eventually
 
 

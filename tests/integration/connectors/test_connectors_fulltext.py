@@ -10,7 +10,7 @@ from connectors.fetcher import Fetcher
 from connectors.fulltext import extract_text
 from connectors.poller import FeedPoller
 from connectors.state import FeedState
-from streams.settings import FeedConfig, Settings
+from newsalert.settings import FeedConfig, Settings
 
 ARTICLE = """<!doctype html><html><head><title>Huawei barred from 5G core | News</title></head>
 <body><nav><a href="/">Home</a> <a href="/world">World</a> <a href="/tech">Tech</a></nav>

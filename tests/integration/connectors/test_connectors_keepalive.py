@@ -7,7 +7,7 @@ import pytest
 from aiohttp import web
 
 from connectors.fetcher import Fetcher
-from streams.settings import Settings
+from newsalert.settings import Settings
 
 RSS = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 

@@ -14,7 +14,7 @@ from connectors import scheduler
 from connectors.base import FetchResult
 from connectors.state import FeedState
 from newsalert.database import open_database
-from streams.settings import FeedConfig
+from newsalert.settings import FeedConfig
 
 NOW = 1_800_000_000.0
 URL = "https://news.example/feed.xml"

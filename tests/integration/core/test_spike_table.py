@@ -12,8 +12,8 @@ import time
 
 from aiokafka import AIOKafkaProducer
 
+from newsalert.settings import load_settings
 from streams.app import create_app
-from streams.settings import load_settings
 from streams.topics import TOPICS, ensure_topics
 from tests.conftest import eventually
 
@@ -33,7 +33,7 @@ def article(i: int, now: float) -> dict:
 
 async def start_app(settings, broker):
     await ensure_topics(broker.bootstrap_servers, settings.app_id, settings.partitions)
-    app = create_app(settings, broker.url, spike_sink=None)
+    app = create_app(settings, broker.url)
     await app.start()
     return app, app.tables["spike-state"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from alerts.routing import Timing, keyword_match, route, severity
-from streams.settings import SubscriptionConfig
+from newsalert.settings import SubscriptionConfig
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC).timestamp()  # a Monday, noon UTC
 

@@ -5,7 +5,8 @@ import zlib
 import brotli
 import pytest
 
-from connectors.fetcher import FetchError, _Inflater, parse_retry_after
+from connectors.fetcher import FetchError, _Inflater
+from newsalert.netguard import parse_retry_after
 
 BOMB = b"\0" * (50 * 1024 * 1024)
 

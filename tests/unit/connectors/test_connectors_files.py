@@ -5,7 +5,7 @@ from connectors.base import FeedRequest
 from connectors.files import FileSource, backfill, jsonl_entry
 from connectors.identity import article_id
 from connectors.state import FeedState
-from streams.settings import Settings
+from newsalert.settings import Settings
 
 NOW = 1_800_000_000.0
 RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Saved</title>

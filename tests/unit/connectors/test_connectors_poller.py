@@ -6,7 +6,7 @@ from connectors.base import FeedEntry, FeedRequest, FetchResult
 from connectors.identity import CONTENT_HASH_VERSION, article_id
 from connectors.poller import FeedPoller
 from connectors.state import FeedState
-from streams.settings import Settings
+from newsalert.settings import Settings
 
 NOW = 1_800_000_000.0
 FEED_A = "https://a.example/feed"

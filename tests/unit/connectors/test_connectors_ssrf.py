@@ -2,7 +2,7 @@ import ipaddress
 
 import pytest
 
-from connectors.ssrf import NetworkPolicy, SsrfRefused, check_url, forbidden_reason
+from newsalert.netguard import NetworkPolicy, SsrfRefused, check_url, forbidden_reason
 
 DENY = NetworkPolicy.from_setting("false")
 PUBLIC = "93.184.215.14"

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from streams.settings import load_settings
+from newsalert.settings import load_settings
 
 EXAMPLE = Path(__file__).parents[3] / "deploy" / "newsalert.example.yaml"
 

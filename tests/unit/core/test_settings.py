@@ -2,7 +2,7 @@
 
 import pytest
 
-from streams.settings import ConfigError, load_settings
+from newsalert.settings import ConfigError, load_settings
 
 
 def write(tmp_path, text):

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from streams.settings import ConfigError, FeedConfig, Settings
+from newsalert.settings import ConfigError, FeedConfig, Settings
 
 TITLES_SHOWN = 3
 PARSE_TIMEOUT_SECONDS = 20.0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from newsalert.cli import common_options
-from streams.settings import ConfigError, Settings
+from newsalert.settings import ConfigError, Settings
 
 MAX_TERMS_SHOWN = 12
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)

@@ -9,8 +9,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from newsalert.cmd_subscribers import open_store
-from streams.settings import Settings
+from newsalert.cli.subscribers import open_store
+from newsalert.settings import Settings
 
 UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from newsalert.cli import common_options
-from streams.settings import ConfigError, Settings
+from newsalert.settings import ConfigError, Settings
 
 
 def add_parser(commands: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from streams.settings import ConfigError, Settings, SpikeParams
+from newsalert.settings import ConfigError, Settings, SpikeParams
 
 
 def add_parser(commands: Any) -> None:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from alerts.signing import new_secret
 from alerts.store import DeliveryStore
-from streams.settings import Settings, SubscriptionConfig
+from newsalert.settings import Settings, SubscriptionConfig
 
 
 def add_parser(commands: Any) -> None:
@@ -92,18 +92,28 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_webhook_url(url: str, settings: Settings) -> None:
-    """The SSRF guard at the door: a URL it would refuse at delivery is refused now. A host
+    """The network guard at the door: a URL it would refuse at delivery is refused now. A host
     that does not resolve from here is only a warning (DNS may differ where the service runs)."""
-    from connectors import ssrf
+    from newsalert import netguard
 
-    policy = ssrf.NetworkPolicy.from_setting(settings.allow_private_networks)
+    policy = netguard.NetworkPolicy.from_setting(settings.allow_private_networks)
     try:
-        asyncio.run(ssrf.check_url(url, policy))
-    except ssrf.SsrfRefused as exc:
-        if "cannot resolve" in str(exc):
-            print(f"newsalert subscribers: warning: {exc}", file=sys.stderr)
-            return
+        asyncio.run(netguard.check_url(url, policy))
+    except netguard.UnresolvableHost as exc:
+        print(f"newsalert subscribers: warning: {exc}", file=sys.stderr)
+    except netguard.SsrfRefused as exc:
         raise ValueError(f"webhook URL refused: {exc}") from None
+
+
+def _check_subscription(config: SubscriptionConfig, settings: Settings) -> None:
+    """The checks `run` makes of a config file's subscriptions (newsalert/preflight.py)."""
+    from newsalert.preflight import subscription_problems
+    from streams.classify.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy(settings.taxonomy)
+    problems = subscription_problems(config, taxonomy, settings, "subscriber")
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def _add(args: argparse.Namespace, store: DeliveryStore, settings: Settings) -> int:
@@ -138,6 +148,7 @@ def _add(args: argparse.Namespace, store: DeliveryStore, settings: Settings) -> 
             for e in exc.errors()
         )
         raise ValueError(problems) from None
+    _check_subscription(config, settings)
     if config.webhook is not None:
         _check_webhook_url(config.webhook.url, settings)
     store.add_subscriber(config)

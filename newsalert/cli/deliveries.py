@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts.store import DeliveryStore
-from streams.settings import Settings
+from newsalert.settings import Settings
 
 STATUSES = ["pending", "delivered", "dead", "superseded", "digest", "digested"]
 

@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -124,7 +125,9 @@ class SubscriptionConfig(_Frozen):
     entities: tuple[str, ...] = ()
     webhook: WebhookConfig | None = None
     email: str | None = None
-    keywords: str | None = None  # query language of the taxonomy, matched on story titles
+    # Query language of the taxonomy, matched on story titles; its syntax is checked with the
+    # other cross-package checks (newsalert/preflight.py).
+    keywords: str | None = None
     min_severity: Literal["low", "medium", "high"] = "low"
     mode: Literal["instant", "hourly", "daily"] = "instant"
     digest_time: str = "08:00"  # for mode: daily, in ``timezone``
@@ -156,22 +159,6 @@ class SubscriptionConfig(_Frozen):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from None
         return value
-
-    @field_validator("keywords")
-    @classmethod
-    def _keywords(cls, query: str | None) -> str | None:
-        if query is None:
-            return None
-        from streams.classify.query import QuerySyntaxError, parse_query
-
-        def no_aliases(alias: str, position: int) -> list[Any]:
-            raise QuerySyntaxError(position, f"aliases (@{alias}) are not available here")
-
-        try:
-            parse_query(query, no_aliases)
-        except QuerySyntaxError as exc:
-            raise ValueError(f"keyword query, position {exc.position}: {exc.reason}") from None
-        return query
 
     @model_validator(mode="after")
     def _has_channel_and_subject(self) -> SubscriptionConfig:
@@ -309,6 +296,28 @@ class Settings(BaseSettings):
     # public address); default: the metrics endpoint's own address.
     public_url: str | None = None
 
+    # Where the settings came from, for messages: the config file, else "settings".
+    _source: str = PrivateAttr(default="settings")
+
+    @property
+    def config_source(self) -> str:
+        return self._source
+
+    @field_validator("subscriptions")
+    @classmethod
+    def _unique_names(
+        cls, subscriptions: tuple[SubscriptionConfig, ...]
+    ) -> tuple[SubscriptionConfig, ...]:
+        first: dict[str, int] = {}
+        for index, sub in enumerate(subscriptions):
+            if sub.name in first:
+                raise ValueError(
+                    f"subscriber name {sub.name!r} is used twice (subscriptions."
+                    f"{first[sub.name]} and subscriptions.{index}); each needs its own name"
+                )
+            first[sub.name] = index
+        return subscriptions
+
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, url: str | None) -> str | None:
@@ -423,11 +432,14 @@ def load_settings(config_path: Path | str | None = None, **overrides: Any) -> Se
     overrides = {k: v for k, v in overrides.items() if v is not None}
     _FileSource.data = file_data
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, file_data, overrides)) from None
     finally:
         _FileSource.data = {}
+    if path is not None:
+        settings._source = str(path)
+    return settings
 
 
 def _describe(exc: ValidationError, path: Path | None, file_data: dict, overrides: dict) -> str:
@@ -447,5 +459,7 @@ def _describe(exc: ValidationError, path: Path | None, file_data: dict, override
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown setting"
+        elif error["type"] == "value_error":  # our own validators' words, without pydantic's
+            message = str(error.get("ctx", {}).get("error", message))
         lines.append(f"{origin}: {loc}: {message}")
     return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -1,10 +1,11 @@
-"""SSRF guard for every user-supplied URL we fetch (feeds here, webhooks in alerts).
+"""The network guard for every user-supplied URL we fetch (feeds, webhooks, full-text pages).
 
 ``check_url`` parses a URL with httpx's own parser (so we check exactly the host httpx would
 dial), resolves it once and refuses any non-public address unless the allow-list covers it.
 ``PinnedNetworkBackend`` then makes httpx connect to that checked address and nothing else:
 there is no second DNS lookup, so no rebinding window, and a host that was never checked
-cannot be dialled at all.
+cannot be dialled at all. ``GuardedTransport`` is the httpx transport built on it, and
+``parse_retry_after`` reads the one header every HTTP client here honours.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import email.utils
 import ipaddress
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -31,6 +34,10 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 class SsrfRefused(Exception):
     """The URL may not be fetched; the message says which address and why."""
+
+
+class UnresolvableHost(SsrfRefused):
+    """The host does not resolve from here: refused now, though it may resolve elsewhere."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +160,7 @@ async def check_url(
         try:
             resolved = await resolver(host, port)
         except (OSError, UnicodeError) as exc:
-            raise SsrfRefused(f"cannot resolve host {host!r}: {exc}") from None
+            raise UnresolvableHost(f"cannot resolve host {host!r}: {exc}") from None
         addresses = [ipaddress.ip_address(address.split("%", 1)[0]) for address in resolved]
     if not addresses:
         raise SsrfRefused(f"host {host!r} resolves to no address")
@@ -222,3 +229,37 @@ class PinnedNetworkBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with a pool that can dial only SSRF-checked addresses.
+
+    httpx has no public hook for the network backend, so we replace the pool it built
+    with an identical one that uses ours (tests/integration/connectors pins this behaviour).
+    """
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=PinnedNetworkBackend(),
+        )
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

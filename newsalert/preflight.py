@@ -1,0 +1,112 @@
+"""Everything `run` checks before it starts anything, in one place: `check-config` runs the
+same checks, a SIGHUP reload runs them before it replaces the running configuration, and
+`subscribers add` checks its one subscription with them.
+
+The settings model (newsalert/settings.py) checks each value on its own; what needs the
+taxonomy, the query language or the network guard is checked here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from newsalert import netguard
+from newsalert.settings import ConfigError, Settings, SubscriptionConfig
+from streams.classify.keywords import keyword_query_problem
+from streams.classify.taxonomy import Taxonomy, load_taxonomy
+
+# All URL checks together may take this long (a resolver that hangs must not stop a start).
+RESOLVE_BUDGET_SECONDS = 10.0
+RESOLVE_AT_ONCE = 32
+
+
+@dataclass
+class Preflight:
+    """What the checks found: the loaded taxonomy and warnings (errors raise ConfigError)."""
+
+    taxonomy: Taxonomy
+    warnings: list[str] = field(default_factory=list)
+
+
+def subscription_problems(
+    sub: SubscriptionConfig, taxonomy: Taxonomy, settings: Settings, key: str
+) -> list[str]:
+    """``key: reason`` for each thing wrong with one subscription; ``key`` names it."""
+    problems = []
+    if sub.keywords is not None and (problem := keyword_query_problem(sub.keywords)):
+        problems.append(f"{key}.keywords: {problem}")
+    for topic in sub.topics:
+        if topic not in taxonomy.topics:
+            problems.append(f"{key}.topics: {_unknown_topic(topic, taxonomy)}")
+    for entity in sub.entities:
+        if entity not in settings.spike.entities:
+            problems.append(
+                f"{key}.entities: entity {entity!r} has no spike detection, so it would never "
+                "alert: add it to spike.entities"
+            )
+    return problems
+
+
+def _unknown_topic(topic: str, taxonomy: Taxonomy) -> str:
+    known = ", ".join(sorted(taxonomy.topics)) or "none"
+    return f"no taxonomy defines topic {topic!r} (topics: {known})"
+
+
+async def check_settings(settings: Settings) -> Preflight:
+    """Run every check `run` runs before it starts; raise ConfigError naming the file, the
+    key and the reason of each problem (TaxonomyError for a broken taxonomy file)."""
+    taxonomy = load_taxonomy(settings.taxonomy)
+    problems = []
+    for index, sub in enumerate(settings.subscriptions):
+        problems += subscription_problems(sub, taxonomy, settings, f"subscriptions.{index}")
+    for topic in settings.spike.topics:
+        if topic not in taxonomy.topics:
+            problems.append(f"spike.topics.{topic}: {_unknown_topic(topic, taxonomy)}")
+    refused, warnings = await _check_urls(settings)
+    problems += refused
+    if problems:
+        origin = settings.config_source
+        raise ConfigError(
+            "invalid configuration:\n  " + "\n  ".join(f"{origin}: {p}" for p in problems)
+        )
+    return Preflight(taxonomy, warnings)
+
+
+def user_urls(settings: Settings) -> list[tuple[str, str]]:
+    """(key, URL) of every URL the service will fetch or post to."""
+    urls = [(f"feeds.{i}.url", feed.url) for i, feed in enumerate(settings.feeds)]
+    for index, sub in enumerate(settings.subscriptions):
+        if sub.webhook is not None:
+            urls.append((f"subscriptions.{index}.webhook.url", sub.webhook.url))
+    return urls
+
+
+async def _check_urls(settings: Settings) -> tuple[list[str], list[str]]:
+    """Every feed and webhook URL through the network guard. A host that does not resolve
+    from here is a warning, not an error: DNS may differ where the service runs."""
+    policy = netguard.NetworkPolicy.from_setting(settings.allow_private_networks)
+    slots = asyncio.Semaphore(RESOLVE_AT_ONCE)
+    refused: list[str] = []
+    warnings: list[str] = []
+
+    async def check(key: str, url: str) -> None:
+        async with slots:
+            try:
+                await netguard.check_url(url, policy)
+            except netguard.UnresolvableHost as exc:
+                warnings.append(f"{key}: {url}: {exc}")
+            except netguard.SsrfRefused as exc:
+                refused.append(f"{key}: {url}: refused: {exc}")
+
+    checks = [asyncio.ensure_future(check(key, url)) for key, url in user_urls(settings)]
+    if checks:
+        done, pending = await asyncio.wait(checks, timeout=RESOLVE_BUDGET_SECONDS)
+        for task in pending:
+            task.cancel()
+        if pending:
+            warnings.append(
+                f"{len(pending)} URL(s) not checked: resolving took over "
+                f"{RESOLVE_BUDGET_SECONDS:g} s (they are checked again at each fetch)"
+            )
+    return sorted(refused), sorted(warnings)
