@@ -110,8 +110,12 @@ class Dispatcher:
             metrics.NOTIFICATIONS_QUEUED.labels(r.notification.channel).inc()
         if added:
             self._wake.set()
-        metrics.OUTBOX_PENDING.set(self.store.pending_count())
+        self._show_pending()
         return added
+
+    def _show_pending(self) -> None:
+        """The outbox gauge as the outbox is now: after every change this process makes."""
+        metrics.OUTBOX_PENDING.set(self.store.pending_count())
 
     # -- out: deliveries -----------------------------------------------------------------
 
@@ -193,6 +197,8 @@ class Dispatcher:
             }
             digest = Notification(digest_id, subscriber, channel, target, spike, kind="digest")
             made += self.store.replace_with_digest(items, digest, now=now)
+        if made:
+            self._show_pending()
         return made
 
     def outgoing(self, row: OutboxRow, sub: SubscriptionConfig | None, test: bool = False):
@@ -258,6 +264,7 @@ class Dispatcher:
                 metrics.NOTIFICATION_LATENCY.labels(row.channel).observe(max(now - detected_at, 0))
             metrics.DELIVERIES.labels(row.channel, "delivered").inc()
             log.info("delivered %s to %s by %s", row.message_id, row.subscriber, row.channel)
+            self._show_pending()
             return
         delay = None
         if outcome == "retry":
@@ -290,6 +297,7 @@ class Dispatcher:
             self.store.record_attempt(row, shown, result.detail, status="dead", now=now)
             metrics.DELIVERIES.labels(row.channel, shown).inc()
         self._maybe_disable(row, result, sub, now)
+        self._show_pending()
 
     def _maybe_disable(
         self, row: OutboxRow, result: DeliveryResult, sub: SubscriptionConfig | None, now: float

@@ -38,17 +38,22 @@ def subscription_problems(
         problems.append(f"{key}.keywords: {problem}")
     for topic in sub.topics:
         if topic not in taxonomy.topics:
-            problems.append(f"{key}.topics: {_unknown_topic(topic, taxonomy)}")
+            problems.append(f"{key}.topics: {unknown_topic(topic, taxonomy)}")
     for entity in sub.entities:
         if entity not in settings.spike.entities:
-            problems.append(
-                f"{key}.entities: entity {entity!r} has no spike detection, so it would never "
-                "alert: add it to spike.entities"
-            )
+            problems.append(f"{key}.entities: {unfollowed_entity(entity)}")
     return problems
 
 
-def _unknown_topic(topic: str, taxonomy: Taxonomy) -> str:
+def unfollowed_entity(entity: str) -> str:
+    return (
+        f"entity {entity!r} has no spike detection, so it would never alert: "
+        "add it to spike.entities"
+    )
+
+
+def unknown_topic(topic: str, taxonomy: Taxonomy) -> str:
+    """The reason a topic name is refused, with the names that would do."""
     known = ", ".join(sorted(taxonomy.topics)) or "none"
     return f"no taxonomy defines topic {topic!r} (topics: {known})"
 
@@ -62,7 +67,7 @@ async def check_settings(settings: Settings) -> Preflight:
         problems += subscription_problems(sub, taxonomy, settings, f"subscriptions.{index}")
     for topic in settings.spike.topics:
         if topic not in taxonomy.topics:
-            problems.append(f"spike.topics.{topic}: {_unknown_topic(topic, taxonomy)}")
+            problems.append(f"spike.topics.{topic}: {unknown_topic(topic, taxonomy)}")
     refused, warnings = await _check_urls(settings)
     problems += refused
     if problems:

@@ -22,7 +22,13 @@ def add_parser(commands: Any) -> None:
         "published order, and print the spike events with a text chart of counts vs baseline.",
     )
     parser.add_argument("--from", dest="source", type=Path, required=True, help="JSONL file")
-    parser.add_argument("--topic", action="append", help="only this topic or entity:NAME (repeat)")
+    parser.add_argument(
+        "--topic",
+        action="append",
+        metavar="NAME",
+        help="only this topic, or entity:NAME for an entity in spike.entities (repeat); "
+        "a name that no taxonomy defines is an error",
+    )
     parser.add_argument(
         "--param",
         action="append",
@@ -76,6 +82,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     settings = settings.model_copy(update={"spike": spike})
     taxonomy = load_taxonomy(settings.taxonomy)
+    for key in args.topic or ():
+        _check_key(key, taxonomy, settings)
     detector = build_detector(settings, list(taxonomy.topics))
     entities = {e: taxonomy.entity_spellings(e) for e in settings.spike.entities}
     processor = ArticleProcessor(
@@ -111,6 +119,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except BrokenPipeError:  # e.g. piped into `head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+def _check_key(key: str, taxonomy: Any, settings: Settings) -> None:
+    """A --topic that could never have a spike is a mistake, not an empty result."""
+    from newsalert.preflight import unfollowed_entity, unknown_topic
+
+    entity = key.removeprefix("entity:")
+    if key != entity and entity not in settings.spike.entities:
+        raise ConfigError(f"--topic {key}: {unfollowed_entity(entity)}")
+    if key == entity and key not in taxonomy.topics:
+        raise ConfigError(f"--topic {key}: {unknown_topic(key, taxonomy)}")
 
 
 def _progress_bar(path: Path):

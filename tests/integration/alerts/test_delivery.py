@@ -595,3 +595,30 @@ async def test_a_reused_connection_closing_after_data_is_not_resent_at_once(smtp
         await channel.aclose()
     assert result.outcome == "retry" and "421" in result.detail
     assert smtp.refused == 1 and received_ids(smtp) == ["msg_0001"]
+
+
+async def test_outbox_gauge_follows_every_delivery_retry_and_dead_letter(tmp_path, receiver, smtp):
+    from prometheus_client import REGISTRY
+
+    def gauge() -> float | None:
+        return REGISTRY.get_sample_value("newsalert_outbox_pending")
+
+    receiver.status = 500
+    clock = Clock()
+    settings = settings_for(tmp_path, receiver, smtp, delivery_retry_schedule_seconds=(5,))
+    dispatcher = dispatcher_for(settings, clock)
+    try:
+        await dispatcher.accept(copy.deepcopy(SPIKE))
+        assert gauge() == 2  # webhook and e-mail
+        await dispatcher.deliver_due()  # e-mail delivered, webhook waits for its retry
+        assert gauge() == 1
+        clock.now += 10
+        await dispatcher.deliver_due()  # the retry fails too: a dead letter
+        assert gauge() == 0
+        (dead,) = dispatcher.store.messages(status="dead")
+        receiver.status = 200
+        dispatcher.store.requeue(dead.message_id, now=clock.now)
+        await dispatcher.deliver_due()
+        assert gauge() == 0
+    finally:
+        await dispatcher.close()

@@ -170,3 +170,18 @@ def test_rows_without_a_date_are_counted_not_replayed(small, capsys):
     write_jsonl(small, rows)
     code, out, _ = backtest(capsys, "--from", str(small), "--workers", "1")
     assert code == 0 and out.startswith(f"{len(rows)} rows (1 without a usable date)")
+
+
+@pytest.mark.parametrize(
+    "topic, reason",
+    [
+        ("sanction", "no taxonomy defines topic 'sanction'"),
+        ("entity:zte", "entity 'zte' has no spike detection"),
+    ],
+)
+def test_a_topic_that_could_never_spike_is_an_error(tmp_path, capsys, topic, reason):
+    source = tmp_path / "rows.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in synthetic_rows()[:5]))
+    assert main(["backtest", "--from", str(source), "--topic", topic]) == 2
+    err = capsys.readouterr().err
+    assert f"--topic {topic}: {reason}" in err
