@@ -29,7 +29,11 @@ def add_parser(commands: Any) -> None:
         "file of such objects (one result each), or an http(s) URL fetched with the service's "
         "SSRF-guarded fetcher.",
     )
-    parser.add_argument("source", metavar="FILE_OR_URL")
+    parser.add_argument(
+        "source",
+        metavar="FILE_OR_URL",
+        help="a .txt, .html, JSON or JSON Lines file, or an http(s) URL (see above)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per article")
     common_options(parser)
 

@@ -27,7 +27,9 @@ def add_parser(commands: Any) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="recent notifications")
     listing.add_argument("--status", choices=STATUSES, help="only this status (e.g. dead)")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument(
+        "--limit", type=int, default=50, help="show at most this many, newest first (default 50)"
+    )
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     replay = actions.add_parser(
         "replay",

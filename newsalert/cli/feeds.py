@@ -43,7 +43,9 @@ def add_parser(commands: Any) -> None:
         help="parse saved feed files or directories with the live connector's parser",
         description="Print per file its format, entry count and first titles, or the error.",
     )
-    parse.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    parse.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="feed files (RSS, Atom, JSON Feed)"
+    )
     parse.add_argument(
         "--json",
         action="store_true",
@@ -63,7 +65,9 @@ def add_parser(commands: Any) -> None:
         description="Fetch URL (through the SSRF guard); if it is an HTML page, use the feed it "
         "advertises with <link rel=alternate>. Then store the feed.",
     )
-    add.add_argument("url")
+    add.add_argument(
+        "url", help="a feed URL, or a web page that advertises its feed (<link rel=alternate>)"
+    )
     add.add_argument("--name", help="display name; also the article source")
     add.add_argument("--tags", default="", help="comma-separated tags")
     add.add_argument("--interval", type=float, help="poll interval in seconds")
@@ -84,11 +88,16 @@ def add_parser(commands: Any) -> None:
     common_options(listing)
 
     remove = sub.add_parser("remove", help="stop polling a feed (by URL or name)")
-    remove.add_argument("feed", metavar="URL_OR_NAME")
+    remove.add_argument("feed", metavar="URL_OR_NAME", help="the feed's URL or its --name")
     common_options(remove)
 
     imports = sub.add_parser("import", help="add the feeds of an OPML file")
-    imports.add_argument("opml", type=Path, metavar="FILE.opml")
+    imports.add_argument(
+        "opml",
+        type=Path,
+        metavar="FILE.opml",
+        help="an OPML subscription list (e.g. a reader's export)",
+    )
     common_options(imports)
 
     export = sub.add_parser("export", help="write the feed list as OPML")
@@ -102,7 +111,13 @@ def add_parser(commands: Any) -> None:
         "saved feed files and publish them like the live connector does: entries already "
         "published are skipped, edited ones go out as updates.",
     )
-    backfill.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    backfill.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="feed files or JSON Lines of articles (id, title, text, url, source, published)",
+    )
     backfill.add_argument("--broker", help="Kafka as kafka://HOST:PORT (env NEWSALERT_BROKER)")
     backfill.add_argument("--name", help="source name for entries that carry none")
     common_options(backfill)

@@ -32,15 +32,35 @@ def add_parser(commands: Any) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     add = actions.add_parser("add", help="add or replace a subscriber")
-    add.add_argument("name")
-    add.add_argument("--topic", action="append", default=[], help="a topic (repeat)")
-    add.add_argument("--entity", action="append", default=[], help="an entity (repeat)")
+    add.add_argument("name", help="a name of your choice (letters, digits, . @ + - _)")
+    add.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        help="a topic the taxonomy defines, e.g. 5g-security (repeat)",
+    )
+    add.add_argument(
+        "--entity",
+        action="append",
+        default=[],
+        help="an entity listed in spike.entities, e.g. huawei (repeat)",
+    )
     add.add_argument("--webhook", metavar="URL", help="webhook URL")
     add.add_argument("--secret", help="webhook secret whsec_... (default: a new one, printed once)")
     add.add_argument("--email", metavar="ADDR", help="e-mail address")
     add.add_argument("--keywords", metavar="QUERY", help="keyword filter on story titles")
-    add.add_argument("--min-severity", choices=["low", "medium", "high"], default="low")
-    add.add_argument("--mode", choices=["instant", "hourly", "daily"], default="instant")
+    add.add_argument(
+        "--min-severity",
+        choices=["low", "medium", "high"],
+        default="low",
+        help="only spikes this strong: low (any), medium (ratio >= 5), high (ratio >= 10)",
+    )
+    add.add_argument(
+        "--mode",
+        choices=["instant", "hourly", "daily"],
+        default="instant",
+        help="instant alerts, or an hourly or daily digest (default instant)",
+    )
     add.add_argument("--digest-time", default="08:00", help="HH:MM for --mode daily")
     add.add_argument("--timezone", default="UTC", help="IANA time zone, e.g. Europe/Berlin")
     add.add_argument("--quiet-hours", metavar="HH:MM-HH:MM", help="hold instant alerts")
@@ -55,13 +75,13 @@ def add_parser(commands: Any) -> None:
     listing = actions.add_parser("list", help="list subscribers and their channels' health")
     listing.add_argument("--json", action="store_true", help="one JSON object per subscriber")
     remove = actions.add_parser("remove", help="remove a CLI-added subscriber")
-    remove.add_argument("name")
+    remove.add_argument("name", help="the subscriber's name")
     enable = actions.add_parser("enable", help="re-enable a subscriber's disabled channels")
-    enable.add_argument("name")
+    enable.add_argument("name", help="the subscriber's name")
     test = actions.add_parser(
         "test", help="send a clearly marked test notification through each channel"
     )
-    test.add_argument("name")
+    test.add_argument("name", help="the subscriber's name")
     for sub in (add, listing, remove, enable, test):
         common_options(sub)
 
