@@ -76,3 +76,23 @@ def test_digest_payload_validates_and_lists_every_spike(spike):
     assert "2 spikes" in message["Subject"]
     plain = message.get_body(preferencelist=("plain",)).get_content()
     assert "Topic 5g-security" in plain and "Topic sanctions" in plain
+
+
+def test_the_readme_payload_example_is_what_is_sent(spike):
+    """The example in README.md ("Webhook payload, version 1") has the fields, order and id
+    formats of a real payload, and validates against the schema."""
+    import re
+
+    from alerts.routing import message_id
+
+    readme = (Path(alerts.__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Webhook payload, version 1", 1)[1]
+    example = json.loads(section.split("```json", 1)[1].split("```", 1)[0])
+    jsonschema.validate(example, SCHEMA, format_checker=jsonschema.FormatChecker())
+    sent = webhook_payload(
+        message_id(spike["spike_id"], "started", "desk", "webhook"), "desk", spike, links=LINKS
+    )
+    assert list(example) == list(sent)
+    assert re.fullmatch(r"msg_[0-9a-f]{26}", sent["message_id"])
+    assert re.fullmatch(r"msg_[0-9a-f]{26}", example["message_id"])
+    assert re.fullmatch(r"spk_[0-9a-f]{24}", example["spike_id"])

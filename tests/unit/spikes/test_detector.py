@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from dataclasses import asdict
 
 from streams.spikes.detector import SpikeDetector, SpikeRule, StoryRef
@@ -87,6 +88,7 @@ def test_lifecycle_started_escalated_resolved_then_cooldown():
     assert [e.state for e in events] == ["started", "escalated"]
     assert events[1].count == 10  # twice the count at start (5)
     assert events[0].spike_id != events[1].spike_id
+    assert all(re.fullmatch(r"spk_[0-9a-f]{24}", e.spike_id) for e in events)
     # Two quiet hours close -> resolved (reported when the watermark passes them).
     events = feed(detector, "t", hourly(7, 3, 1, first_id=2000))
     assert [e.state for e in events] == ["resolved"]
