@@ -24,6 +24,8 @@ PAGE = b"""<!doctype html><html><head><title>Home</title>
 <link rel="alternate" type="application/rss+xml" href="/feeds/all.xml"></head>
 <body><p>Welcome</p></body></html>"""
 BARE_PAGE = b"<!doctype html><html><head><title>No feed</title></head><body></body></html>"
+METADATA_PAGE = b"""<!doctype html><html><head><link rel="alternate" type="application/rss+xml"
+href="http://169.254.169.254/latest/meta-data/"></head></html>"""
 
 
 class Routes(BaseHTTPRequestHandler):
@@ -31,6 +33,7 @@ class Routes(BaseHTTPRequestHandler):
         "/feeds/all.xml": ("application/rss+xml", RSS),
         "/": ("text/html; charset=utf-8", PAGE),
         "/bare": ("text/html", BARE_PAGE),
+        "/metadata-page": ("text/html", METADATA_PAGE),
     }
     requests: list[str] = []
 
@@ -119,6 +122,19 @@ def test_add_goes_through_the_ssrf_guard(site, feeds_cli, feeds_db, monkeypatch)
     code, _, err = feeds_cli("add", f"{site}/feeds/all.xml")
     assert code == 1 and "loopback" in err
     assert Routes.requests == [], "refused before any request reached the server"
+    assert stored(feeds_db) == {}
+
+
+def test_a_feed_advertised_at_the_metadata_address_is_refused_even_with_true(
+    site, feeds_cli, feeds_db, monkeypatch
+):
+    monkeypatch.setenv("NEWSALERT_ALLOW_PRIVATE_NETWORKS", "true")
+    code, _, err = feeds_cli("add", f"{site}/metadata-page")
+    assert code == 1
+    assert (
+        "http://169.254.169.254/latest/meta-data/: 169.254.169.254 is a link-local address"
+        " (cloud metadata services); refused whatever allow_private_networks says" in err
+    )
     assert stored(feeds_db) == {}
 
 

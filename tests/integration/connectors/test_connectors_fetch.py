@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -319,6 +320,33 @@ async def test_every_redirect_hop_is_checked(tmp_path, feed_server, make_fetcher
         await make_fetcher(settings(tmp_path)).fetch(feed_server.url("/feed"))
     assert raised.value.kind == "ssrf"
     assert [r.path for r in feed_server.requests] == ["/feed"]
+
+
+async def test_redirect_to_the_metadata_address_is_refused_before_dialling_even_with_true(
+    tmp_path, feed_server, make_fetcher, monkeypatch
+):
+    dialled = []
+    connect = socket.socket.connect
+
+    def recording_connect(sock, address):
+        dialled.append(address[0])
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", recording_connect)
+    feed_server.routes["/feed"] = reply(
+        302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}
+    )
+    fetcher = make_fetcher(settings(tmp_path, allow_private_networks="true"))
+    with pytest.raises(FetchError) as raised:
+        await fetcher.fetch(feed_server.url("/feed"))
+    assert raised.value.kind == "ssrf"
+    assert str(raised.value).startswith(
+        "after redirect to http://169.254.169.254/latest/meta-data/: 169.254.169.254 is a"
+        " link-local address (cloud metadata services); refused whatever"
+        " allow_private_networks says"
+    )
+    assert [r.path for r in feed_server.requests] == ["/feed"]
+    assert dialled == ["127.0.0.1"], "the guard refused before any socket went to 169.254.x"
 
 
 async def test_connection_goes_to_the_checked_address_with_the_real_host_header(
