@@ -219,6 +219,55 @@ async def check_url(
     return CheckedTarget(url=parsed, host=host, port=port, address=str(addresses[0]))
 
 
+@dataclass(frozen=True)
+class UrlVerdict:
+    """What the guard says of one URL checked ahead of any fetch (:func:`check_urls`)."""
+
+    url: str
+    refused: str | None = None  # why it may never be fetched
+    warning: str | None = None  # why it could not be checked from here; each fetch checks again
+
+
+async def check_urls(
+    urls: Iterable[str],
+    policy: NetworkPolicy,
+    resolver: Resolver | None = None,
+    *,
+    at_once: int = 32,
+    budget_seconds: float = 10.0,
+) -> list[UrlVerdict]:
+    """Each URL through :func:`check_url`, in the order given, ``at_once`` at a time and all
+    within ``budget_seconds`` (a resolver that hangs must not hang the caller). A host that
+    does not resolve, or not in time, is a warning, not a refusal: DNS may differ where the
+    service runs, and every fetch runs the guard again."""
+    resolve = resolver or system_resolver  # looked up now: tests replace the system resolver
+    slots = asyncio.Semaphore(at_once)
+
+    async def check(url: str) -> UrlVerdict:
+        async with slots:
+            try:
+                await check_url(url, policy, resolve)
+            except UnresolvableHost as exc:
+                return UrlVerdict(url, warning=str(exc))
+            except SsrfRefused as exc:
+                return UrlVerdict(url, refused=str(exc))
+            return UrlVerdict(url)
+
+    wanted = list(urls)
+    tasks = [asyncio.ensure_future(check(url)) for url in wanted]
+    if not tasks:
+        return []
+    _, pending = await asyncio.wait(tasks, timeout=budget_seconds)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    late = f"not checked: resolving took over {budget_seconds:g} s"
+    return [
+        UrlVerdict(url, warning=late) if task in pending else task.result()
+        for url, task in zip(wanted, tasks, strict=True)
+    ]
+
+
 # (host, port) -> checked address, for the fetch running in the current task.
 _PINNED: contextvars.ContextVar[dict[tuple[str, int], str] | None] = contextvars.ContextVar(
     "newsalert_pinned_addresses", default=None

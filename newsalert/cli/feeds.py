@@ -87,7 +87,14 @@ def add_parser(commands: Any) -> None:
     remove.add_argument("feed", metavar="URL_OR_NAME")
     common_options(remove)
 
-    imports = sub.add_parser("import", help="add the feeds of an OPML file")
+    imports = sub.add_parser(
+        "import",
+        help="add the feeds of an OPML file",
+        description="Add the feeds of an OPML file, each checked by the SSRF guard as `add` "
+        "checks its URL (without fetching it): refused ones are listed with the reason and not "
+        "added, and the exit status is then 1. A host that does not resolve from here is only "
+        "a warning: it may resolve where the service runs, and every poll checks it again.",
+    )
     imports.add_argument("opml", type=Path, metavar="FILE.opml")
     common_options(imports)
 
@@ -125,7 +132,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if command == "remove":
             return _remove(state, args.feed)
         if command == "import":
-            return _import(state, args.opml)
+            return _import(state, args.opml, settings)
         if command == "export":
             return _export(state, args.output)
     finally:
@@ -385,8 +392,9 @@ def _remove(state: Any, url_or_name: str) -> int:
     return 0
 
 
-def _import(state: Any, path: Path) -> int:
+def _import(state: Any, path: Path, settings: Settings) -> int:
     from connectors.opml import OpmlError, read_opml
+    from newsalert import netguard
 
     try:
         feeds, skipped = read_opml(path.read_bytes())
@@ -394,8 +402,19 @@ def _import(state: Any, path: Path) -> int:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except OpmlError as exc:
         raise ConfigError(f"{path}: not usable OPML: {exc}") from None
-    added = 0
-    for feed in feeds:
+    policy = netguard.NetworkPolicy.from_setting(settings.allow_private_networks)
+    verdicts = asyncio.run(netguard.check_urls([feed.url for feed in feeds], policy))
+    added = refused = 0
+    for feed, verdict in zip(feeds, verdicts, strict=True):
+        if verdict.refused is not None:
+            print(f"refused {feed.url}: {verdict.refused}", file=sys.stderr)
+            refused += 1
+            continue
+        if verdict.warning is not None:
+            print(
+                f"warning: {feed.url}: {verdict.warning}; imported, every poll checks it again",
+                file=sys.stderr,
+            )
         state.add_feed(
             feed.url,
             name=feed.name,
@@ -406,8 +425,12 @@ def _import(state: Any, path: Path) -> int:
         added += 1
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
-    print(f"imported {added} feeds from {path}" + (f", skipped {len(skipped)}" if skipped else ""))
-    return 0
+    print(
+        f"imported {added} feeds from {path}"
+        + (f", refused {refused}" if refused else "")
+        + (f", skipped {len(skipped)}" if skipped else "")
+    )
+    return 1 if refused else 0
 
 
 def _export(state: Any, output: Path | None) -> int:

@@ -15,6 +15,7 @@ import pytest
 
 from connectors.base import FetchResult
 from connectors.state import FeedState
+from newsalert import netguard
 from newsalert.cli import main
 
 RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Local News</title>
@@ -64,9 +65,15 @@ def site():
         thread.join()
 
 
+async def offline_resolver(host: str, port: int) -> list[str]:
+    """No name is looked up from these tests: every one is unknown, as .invalid names are."""
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
 @pytest.fixture
 def feeds_cli(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NEWSALERT_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8")
+    monkeypatch.setattr(netguard, "system_resolver", offline_resolver)
 
     def run(*argv: str) -> tuple[int, str, str]:
         code = main(["feeds", *argv, "--data-dir", str(tmp_path)])
@@ -192,6 +199,33 @@ def test_opml_export_and_import_round_trip(feeds_cli, tmp_path):
         True,
         False,
     )
+
+
+def test_import_runs_each_url_through_the_ssrf_guard_and_imports_the_rest(
+    feeds_cli, feeds_db, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("NEWSALERT_ALLOW_PRIVATE_NETWORKS", "false")
+    opml = tmp_path / "mixed.opml"
+    opml.write_text(
+        """<opml version="2.0"><body>
+        <outline type="rss" text="Elsewhere" xmlUrl="http://feeds.example.invalid/rss"/>
+        <outline type="rss" text="Loopback" xmlUrl="http://127.0.0.1:9/rss"/>
+        <outline type="rss" text="Metadata" xmlUrl="http://169.254.169.254/latest/meta-data/"/>
+        </body></opml>"""
+    )
+    code, out, err = feeds_cli("import", str(opml))
+    assert code == 1, "a refused feed makes the exit status 1"
+    assert err.splitlines() == [
+        "warning: http://feeds.example.invalid/rss: cannot resolve host 'feeds.example.invalid':"
+        " [Errno -2] Name or service not known; imported, every poll checks it again",
+        "refused http://127.0.0.1:9/rss: 127.0.0.1 is a loopback address; refused"
+        " (see allow_private_networks)",
+        "refused http://169.254.169.254/latest/meta-data/: 169.254.169.254 is a link-local"
+        " address (cloud metadata services); refused whatever allow_private_networks says,"
+        ' unless its CIDR list names 169.254.0.0/16 (allow_private_networks: "169.254.0.0/16")',
+    ]
+    assert out == f"imported 1 feeds from {opml}, refused 2\n"
+    assert list(stored(feeds_db)) == ["http://feeds.example.invalid/rss"]
 
 
 def test_import_refuses_a_hostile_opml(feeds_cli, tmp_path):

@@ -1,3 +1,4 @@
+import asyncio
 import ipaddress
 
 import pytest
@@ -7,6 +8,7 @@ from newsalert.netguard import (
     SsrfRefused,
     check_address,
     check_url,
+    check_urls,
     forbidden_reason,
 )
 
@@ -185,3 +187,29 @@ async def test_a_refused_metadata_url_names_the_address_and_the_way_to_open_it()
 def test_only_a_cidr_list_naming_a_metadata_network_opens_it(setting, address, opened):
     reason = check_address(ipaddress.ip_address(address), NetworkPolicy.from_setting(setting))
     assert (reason is None) == opened, reason
+
+
+async def test_check_urls_refuses_warns_and_passes_each_url_in_order():
+    table = resolver_for({"news.example": [PUBLIC], "intranet.example": ["10.0.0.5"]})
+
+    async def resolve(host, port):
+        if host == "hangs.example":
+            await asyncio.Event().wait()  # a resolver that never answers
+        return await table(host, port)
+
+    urls = [
+        "http://hangs.example/",
+        "https://news.example/rss",
+        "https://intranet.example/rss",
+        "http://nowhere.invalid/",
+    ]
+    verdicts = await check_urls(urls, DENY, resolve, budget_seconds=0.2)
+    assert [v.url for v in verdicts] == urls
+    assert [(v.refused is not None, v.warning is not None) for v in verdicts] == [
+        (False, True),
+        (False, False),
+        (True, False),
+        (False, True),
+    ]
+    assert verdicts[0].warning == "not checked: resolving took over 0.2 s"
+    assert "resolves to 10.0.0.5, which is a private address" in verdicts[2].refused
