@@ -24,7 +24,7 @@ from typing import Any
 
 import feedparser
 
-from connectors import metrics, scheduler, xmlfeed
+from connectors import htmlpage, metrics, scheduler, xmlfeed
 from connectors.base import FeedEntry, FeedRequest, FetchResult
 from connectors.feeddates import dated_entry
 from connectors.fetcher import Fetcher, FetchError
@@ -65,11 +65,29 @@ def parse_feed(
     max_entries: int = MAX_ENTRIES_PER_FEED,
     parser: str = "lxml",
 ) -> ParsedFeed:
-    """Parse one feed document. Never raises on bad input: the error field says what is wrong.
+    """Parse one feed document. Never raises on bad input: the error field says what is wrong
+    (an HTML page is named as one, with the feeds it advertises, not as a parser's complaint).
 
     ``parser="feedparser"`` skips connectors.xmlfeed, for the parity harness and the benchmark
     (``python -m bench.feeds --parity``).
     """
+    parsed = _parse_document(data, url, content_type, fetched_at, max_entries, parser)
+    if parsed.error is not None and htmlpage.is_html_page(data, content_type):
+        reason = htmlpage.not_a_feed_reason(data, url)
+        return dataclasses.replace(
+            parsed, format=None, title=None, error=f"not a valid feed: {reason}"
+        )
+    return parsed
+
+
+def _parse_document(
+    data: bytes,
+    url: str | None,
+    content_type: str | None,
+    fetched_at: float | None,
+    max_entries: int,
+    parser: str,
+) -> ParsedFeed:
     fetched_at = time.time() if fetched_at is None else fetched_at
     if data.startswith(_GZIP_MAGIC):
         # Some servers gzip twice or forget Content-Encoding; saved files may be gzipped too.

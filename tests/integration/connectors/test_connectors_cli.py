@@ -124,6 +124,18 @@ def test_a_page_without_a_feed_is_not_added(site, feeds_cli, feeds_db):
     assert stored(feeds_db) == {}
 
 
+NO_FEED = (
+    "not a valid feed: this is an HTML page that advertises no feed"
+    ' (no <link rel="alternate"> to an RSS, Atom or JSON feed)'
+)
+
+
+def test_add_says_an_html_page_without_a_feed_is_one(site, feeds_cli, feeds_db):
+    code, _, err = feeds_cli("add", f"{site}/bare")
+    assert code == 1
+    assert err.splitlines()[0] == f"newsalert feeds add: {site}/bare: {NO_FEED}"
+
+
 def test_add_goes_through_the_ssrf_guard(site, feeds_cli, feeds_db, monkeypatch):
     monkeypatch.setenv("NEWSALERT_ALLOW_PRIVATE_NETWORKS", "false")
     code, _, err = feeds_cli("add", f"{site}/feeds/all.xml")
@@ -257,6 +269,18 @@ def test_parse_prints_format_count_titles_or_the_error(feeds_cli, tmp_path):
         "entries": 2,
         "error": None,
     }
+
+
+def test_parse_says_a_saved_html_page_is_one_and_names_the_feeds_it_advertises(feeds_cli, tmp_path):
+    (tmp_path / "bare.html").write_bytes(BARE_PAGE)
+    (tmp_path / "home.html").write_bytes(PAGE)
+    code, out, _ = feeds_cli("parse", str(tmp_path / "bare.html"), str(tmp_path / "home.html"))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{tmp_path / 'bare.html'}: error: {NO_FEED}",
+        f"{tmp_path / 'home.html'}: error: not a valid feed: this is an HTML page that"
+        " advertises the feed /feeds/all.xml; use a feed URL",
+    ]
 
 
 def test_parse_gives_up_on_a_file_that_hangs_or_kills_the_parser_and_goes_on(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import json
 import socket
 import threading
 import time
@@ -25,6 +26,7 @@ from connectors.fetcher import Fetcher, FetchError
 from connectors.poller import FeedPoller
 from connectors.rss import RssSource
 from connectors.state import FeedState
+from newsalert.cli import main
 from newsalert.settings import Settings
 from tests.conftest import eventually
 
@@ -396,6 +398,44 @@ async def test_broken_feed_is_flagged_and_others_keep_flowing(tmp_path, feed_ser
     assert state.get_feed(feed_server.url("/html")).last_error.startswith(
         f"feed {feed_server.url('/html')}: not a"
     )
+
+
+NO_FEED = (
+    "not a valid feed: this is an HTML page that advertises no feed"
+    ' (no <link rel="alternate"> to an RSS, Atom or JSON feed)'
+)
+
+
+async def test_an_html_page_polled_as_a_feed_is_named_so_in_health_list_and_log(
+    tmp_path, feed_server, make_fetcher, caplog, capsys, monkeypatch
+):
+    page = b"<!doctype html><html><head><title>Home</title></head><body><p>News</p></body></html>"
+    feed_server.routes["/page"] = reply(200, page, {"Content-Type": "text/html"})
+    advertising = b'<html><head><link rel="alternate" type="application/rss+xml" href="/rss">'
+    feed_server.routes["/home"] = reply(200, advertising, {"Content-Type": "text/html"})
+    config = settings(tmp_path)
+    state = FeedState(config.database_path)
+    for path in ("/page", "/home"):
+        state.add_feed(feed_server.url(path))
+    poller = FeedPoller(config, state, ListPublisher(), make_fetcher(config))
+    with caplog.at_level("WARNING", logger="connectors.poller"):
+        assert await poller.poll_once(now=1_800_000_000) == 0
+    no_feed = f"feed {feed_server.url('/page')}: {NO_FEED}"
+    advertises = (
+        f"feed {feed_server.url('/home')}: not a valid feed: this is an HTML page that"
+        f" advertises the feed {feed_server.url('/rss')}; use a feed URL"
+    )
+    assert state.get_feed(feed_server.url("/page")).last_error == no_feed
+    assert state.get_feed(feed_server.url("/home")).last_error == advertises
+    state.close()
+    assert no_feed in caplog.messages and advertises in caplog.messages
+
+    monkeypatch.delenv("NEWSALERT_DATABASE_URL", raising=False)
+    assert main(["feeds", "list", "--json", "--data-dir", str(tmp_path)]) == 0
+    rows = {row["url"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows[feed_server.url("/page")]["last_error"] == no_feed
+    assert main(["feeds", "list", "--data-dir", str(tmp_path)]) == 0
+    assert "this is an HTML page that advertises no feed" in capsys.readouterr().out
 
 
 async def test_run_polls_due_feeds_and_picks_up_added_ones_until_cancelled(
