@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from connectors.fetcher import Fetcher, FetchError
 from connectors.htmlpage import feed_links, is_html_page
-from connectors.rss import ParsedFeed, parse_feed
+from connectors.rss import MAX_ENTRIES_PER_FEED, ParsedFeed, parse_feed
 
 MAX_CANDIDATES = 5
 
@@ -28,18 +28,26 @@ class DiscoveredFeed:
     parsed: ParsedFeed
 
 
-async def _fetch_and_parse(fetcher: Fetcher, url: str) -> tuple[bytes, str | None, ParsedFeed]:
+async def _fetch_and_parse(
+    fetcher: Fetcher, url: str, max_entries: int
+) -> tuple[bytes, str | None, ParsedFeed]:
     response = await fetcher.fetch(url)
     parsed = await asyncio.to_thread(
-        parse_feed, response.body, url=response.url, content_type=response.content_type
+        parse_feed,
+        response.body,
+        url=response.url,
+        content_type=response.content_type,
+        max_entries=max_entries,
     )
     return response.body, response.content_type, parsed
 
 
-async def discover(fetcher: Fetcher, url: str) -> DiscoveredFeed:
+async def discover(
+    fetcher: Fetcher, url: str, *, max_entries: int = MAX_ENTRIES_PER_FEED
+) -> DiscoveredFeed:
     """The feed at ``url``, or the first working feed the page at ``url`` advertises."""
     try:
-        body, content_type, parsed = await _fetch_and_parse(fetcher, url)
+        body, content_type, parsed = await _fetch_and_parse(fetcher, url, max_entries)
     except FetchError as exc:
         raise DiscoveryError(f"{url}: {exc}") from None
     if parsed.error is None:
@@ -50,7 +58,7 @@ async def discover(fetcher: Fetcher, url: str) -> DiscoveredFeed:
     problems = []
     for candidate in candidates[:MAX_CANDIDATES]:
         try:
-            _, _, found = await _fetch_and_parse(fetcher, candidate)
+            _, _, found = await _fetch_and_parse(fetcher, candidate, max_entries)
         except FetchError as exc:
             problems.append(f"{candidate}: {exc}")
             continue

@@ -283,6 +283,22 @@ def test_parse_says_a_saved_html_page_is_one_and_names_the_feeds_it_advertises(f
     ]
 
 
+def test_parse_applies_max_entries_per_feed_and_says_what_it_dropped(
+    feeds_cli, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("NEWSALERT_MAX_ENTRIES_PER_FEED", "1")
+    (tmp_path / "news.xml").write_bytes(RSS)
+    code, out, _ = feeds_cli("parse", str(tmp_path / "news.xml"))
+    assert code == 0
+    assert out.splitlines() == [
+        f"{tmp_path / 'news.xml'}: rss20, 1 entries",
+        "    warning: 1 entries beyond the cap of 1 dropped",
+        "    First story",  # undated: both rank as fetched now, the first in the document wins
+    ]
+    code, out, _ = feeds_cli("parse", "--json", str(tmp_path / "news.xml"))
+    assert json.loads(out)["warnings"] == ["1 entries beyond the cap of 1 dropped"]
+
+
 def test_parse_gives_up_on_a_file_that_hangs_or_kills_the_parser_and_goes_on(
     feeds_cli, tmp_path, monkeypatch
 ):

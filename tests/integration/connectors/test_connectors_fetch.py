@@ -27,6 +27,7 @@ from connectors.poller import FeedPoller
 from connectors.rss import RssSource
 from connectors.state import FeedState
 from newsalert.cli import main
+from newsalert.localservers import rss_document
 from newsalert.settings import Settings
 from tests.conftest import eventually
 
@@ -183,6 +184,57 @@ async def test_200_then_304_publishes_once_and_parses_nothing_the_second_time(
     assert len(publisher.articles) == 2
     feed = state.get_feed(feed_server.url("/feed"))
     assert feed.etag == '"v1"' and feed.last_success_at == 1_800_100_000 and feed.last_error is None
+
+
+async def test_a_feed_over_the_cap_keeps_its_newest_entries_and_says_so(
+    tmp_path, feed_server, make_fetcher, caplog, capsys, monkeypatch
+):
+    now = 1_800_000_000
+    cap, over = 5, 3
+    hours = [7, 2, 8, 4, 1, 6, 3, 5]  # hours before now, in document order: not chronological
+    items = [
+        {
+            "id": f"h{h}",
+            "title": f"{h} hours ago",
+            "url": f"http://news.test/{h}",
+            "text": "body",
+            "published": now - h * 3600,
+        }
+        for h in hours
+    ]
+    assert len(items) == cap + over
+    feed_server.routes["/feed"] = etag_feed(rss_document("Busy", items), '"v1"')
+    config = settings(tmp_path, max_entries_per_feed=cap)
+    state = FeedState(config.database_path)
+    url = feed_server.url("/feed")
+    state.add_feed(url)
+    publisher = ListPublisher()
+    # The clock is the fetch time, which the entries' dates are believed against.
+    poller = FeedPoller(config, state, publisher, make_fetcher(config), clock=lambda: now)
+    dropped = {"reason": "cap"}
+    before = REGISTRY.get_sample_value("newsalert_feed_entries_dropped_total", dropped) or 0.0
+
+    with caplog.at_level("WARNING", logger="connectors.poller"):
+        assert await poller.poll_once(now=now) == cap
+    assert sorted(a.title for a in publisher.articles) == [f"{h} hours ago" for h in range(1, 6)]
+    after = REGISTRY.get_sample_value("newsalert_feed_entries_dropped_total", dropped)
+    assert after - before == over
+    warning = "kept the newest 5 of 8 entries (max_entries_per_feed); 3 older ones dropped"
+    assert f"feed {url}: {warning}" in caplog.messages
+    assert state.get_feed(url).last_warning == warning
+    assert await poller.poll_once(now=now + 3600) == 0  # a 304 keeps the warning
+    assert state.get_feed(url).last_warning == warning
+
+    monkeypatch.delenv("NEWSALERT_DATABASE_URL", raising=False)
+    assert main(["feeds", "list", "--json", "--data-dir", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["warning"] == warning
+    assert main(["feeds", "list", "--data-dir", str(tmp_path)]) == 0
+    assert f"    warning: {warning}" in capsys.readouterr().out.splitlines()
+
+    feed_server.routes["/feed"] = etag_feed(rss_document("Busy", items[:cap]), '"v2"')
+    await poller.poll_once(now=now + 7200)
+    assert state.get_feed(url).last_warning is None, "a document within the cap clears it"
+    state.close()
 
 
 async def test_request_names_newsalert_and_accepts_compression(tmp_path, feed_server, make_fetcher):
