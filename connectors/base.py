@@ -55,6 +55,8 @@ class FetchResult:
     warnings: tuple[str, ...] = field(default=())
     # How long the feed says it stays fresh (its ttl or sy:updatePeriod), for the scheduler.
     refresh_hint_seconds: float | None = None
+    # Entries left out because the document carried more than the per-feed cap: the oldest.
+    entries_dropped: int = 0
 
 
 class Source(Protocol):

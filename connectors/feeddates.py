@@ -1,6 +1,7 @@
 """Entry dates: ``timestamp`` reads a date as feedparser does, giving the UTC epoch seconds
 ``calendar.timegm(feedparser's _parse_date(value))`` gives; ``dated_entry`` decides whether
-an entry keeps its date or gets the fetch time.
+an entry keeps its date or gets the fetch time; ``newest`` picks the entries a feed over the
+per-feed cap keeps.
 
 The two shapes nearly every feed uses, W3CDTF (``2026-12-01T08:00:00Z``) and RFC 822
 (``Tue, 01 Dec 2026 08:00:00 GMT``), are read here by position, a few times faster than
@@ -34,6 +35,24 @@ _W3CDTF: Final = re.compile(
 )
 # A date further ahead of the fetch than this is a broken clock, not news.
 MAX_FUTURE_SKEW_SECONDS: Final = 86400.0
+
+
+def entry_time(published: float | None, fetched_at: float) -> float:
+    """The time ``dated_entry`` gives an entry: its own date, or the fetch time."""
+    if published is None or published < 0 or published > fetched_at + MAX_FUTURE_SKEW_SECONDS:
+        return fetched_at
+    return published
+
+
+def newest(times: list[float], count: int) -> list[int]:
+    """Indices of the ``count`` newest of ``times``, in their original (document) order.
+
+    Equal times keep document order, so of entries without a date, which all carry the fetch
+    time and so rank as the newest, the first ``count`` in the document are kept."""
+    if len(times) <= count:
+        return list(range(len(times)))
+    order = sorted(range(len(times)), key=lambda index: -times[index])  # stable: ties in order
+    return sorted(order[:count])
 
 
 def dated_entry(

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from connectors.base import FeedEntry, FeedRequest, FetchResult
-from connectors.feeddates import dated_entry
+from connectors.feeddates import dated_entry, newest
 from connectors.rss import MAX_ENTRIES_PER_FEED, parse_file
 from connectors.state import FeedRow, FeedState
 from newsalert.settings import Settings
@@ -164,17 +164,19 @@ class FileSource:
                 return FetchResult(
                     "error", feed.url, error=f"feed {feed.url}: {reason}", error_kind="parse"
                 )
-            if len(entries) > self._max_entries:
-                warnings.append(f"{len(entries) - self._max_entries} entries beyond the cap")
-                entries = entries[-self._max_entries :]  # the newest lines are at the end
+            kept = newest([entry.published for entry in entries], self._max_entries)
+            dropped = len(entries) - len(kept)
+            if dropped:
+                warnings.append(f"{dropped} entries beyond the cap")
             return FetchResult(
                 "fetched",
                 feed.url,
-                entries=tuple(entries),
+                entries=tuple(entries[index] for index in kept),
                 format="jsonl",
                 etag=version,
                 body_bytes=stat.st_size,
                 warnings=tuple(warnings),
+                entries_dropped=dropped,
             )
         parsed = parse_file(path, max_entries=self._max_entries)
         if parsed.error is not None:
@@ -195,6 +197,7 @@ class FileSource:
             body_bytes=stat.st_size,
             warnings=parsed.warnings,
             refresh_hint_seconds=parsed.refresh_hint_seconds,
+            entries_dropped=parsed.entries_dropped,
         )
 
 

@@ -16,6 +16,11 @@ ARTICLES_FETCHED = Counter(
 ARTICLES_PUBLISHED = Counter(
     "newsalert_articles_published_total", "Entries published to the raw topic.", ["kind"]
 )  # new | update
+FEED_ENTRIES_DROPPED = Counter(
+    "newsalert_feed_entries_dropped_total",
+    "Entries of fetched feed documents left out, by reason.",
+    ["reason"],
+)  # cap (the oldest beyond max_entries_per_feed)
 FEED_FETCH_DURATION = Histogram(
     "newsalert_feed_fetch_duration_seconds",
     "Time to poll one feed: fetch and parse.",

@@ -70,7 +70,7 @@ class FeedPoller:
         if source is None:
             if fetcher is None:
                 raise ValueError("FeedPoller needs a fetcher or a source")
-            source = RssSource(fetcher, clock=clock)
+            source = RssSource(fetcher, max_entries=settings.max_entries_per_feed, clock=clock)
         self._source = source
         # Feeds with full_text set get their article pages fetched through the same client.
         self._full_text = FullTextFetcher(fetcher) if fetcher is not None else None
@@ -173,8 +173,13 @@ class FeedPoller:
         metrics.FEED_FETCH_DURATION.observe(time.perf_counter() - started)
         metrics.FEED_FETCHED_BYTES.inc(result.body_bytes)
         new = updated = 0
+        warning = None
         if result.outcome == "fetched":
             metrics.ARTICLES_FETCHED.inc(len(result.entries))
+            warning = cap_warning(result)
+            if warning is not None:
+                metrics.FEED_ENTRIES_DROPPED.labels("cap").inc(result.entries_dropped)
+                log.warning("feed %s: %s", feed.url, warning)
             new, updated, failure = await self._publish_entries(feed, result, now)
             if failure is not None:
                 result = FetchResult(
@@ -192,6 +197,7 @@ class FeedPoller:
                 default_interval_seconds=self._settings.poll_interval_seconds,
                 items_seen=new,
                 changed=new + updated > 0,
+                warning=warning,
             ),
             f"feed {feed.url}",
         )
@@ -281,6 +287,17 @@ class FeedPoller:
             )
             candidates[aid] = _Candidate(article, content_hash(entry.title, entry.body, url))
         return candidates
+
+
+def cap_warning(result: FetchResult) -> str | None:
+    """The feed's warning when its document carried more entries than the cap."""
+    if not result.entries_dropped:
+        return None
+    total = len(result.entries) + result.entries_dropped
+    return (
+        f"kept the newest {len(result.entries)} of {total} entries (max_entries_per_feed);"
+        f" {result.entries_dropped} older ones dropped"
+    )
 
 
 def _article_url(base: str, entry: FeedEntry) -> str | None:

@@ -24,14 +24,16 @@ from typing import Any
 
 import feedparser
 
-from connectors import metrics, scheduler, xmlfeed
+from connectors import htmlpage, metrics, scheduler, xmlfeed
 from connectors.base import FeedEntry, FeedRequest, FetchResult
-from connectors.feeddates import dated_entry
+from connectors.feeddates import dated_entry, newest
 from connectors.fetcher import Fetcher, FetchError
+from newsalert.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_ENTRIES_PER_FEED = 500
+# Over it, the newest entries by date are kept (entries without a date rank as fetched now).
+MAX_ENTRIES_PER_FEED: int = Settings.model_fields["max_entries_per_feed"].default
 _BOM = b"\xef\xbb\xbf"
 # The internal subset of a DOCTYPE: where entity-expansion bombs live. News feeds do not need
 # it; HTML entities still resolve through feedparser's own table.
@@ -54,6 +56,7 @@ class ParsedFeed:
     refresh_hint_seconds: float | None = None  # from the feed's ttl or sy:updatePeriod
     parser: str | None = None  # which parser answered: lxml, feedparser or json
     fallback_reason: str | None = None  # why connectors.xmlfeed left the document to feedparser
+    entries_dropped: int = 0  # the oldest, beyond max_entries (a warning says so too)
 
 
 def parse_feed(
@@ -65,11 +68,29 @@ def parse_feed(
     max_entries: int = MAX_ENTRIES_PER_FEED,
     parser: str = "lxml",
 ) -> ParsedFeed:
-    """Parse one feed document. Never raises on bad input: the error field says what is wrong.
+    """Parse one feed document. Never raises on bad input: the error field says what is wrong
+    (an HTML page is named as one, with the feeds it advertises, not as a parser's complaint).
 
     ``parser="feedparser"`` skips connectors.xmlfeed, for the parity harness and the benchmark
     (``python -m bench.feeds --parity``).
     """
+    parsed = _parse_document(data, url, content_type, fetched_at, max_entries, parser)
+    if parsed.error is not None and htmlpage.is_html_page(data, content_type):
+        reason = htmlpage.not_a_feed_reason(data, url)
+        return dataclasses.replace(
+            parsed, format=None, title=None, error=f"not a valid feed: {reason}"
+        )
+    return parsed
+
+
+def _parse_document(
+    data: bytes,
+    url: str | None,
+    content_type: str | None,
+    fetched_at: float | None,
+    max_entries: int,
+    parser: str,
+) -> ParsedFeed:
     fetched_at = time.time() if fetched_at is None else fetched_at
     if data.startswith(_GZIP_MAGIC):
         # Some servers gzip twice or forget Content-Encoding; saved files may be gzipped too.
@@ -180,15 +201,12 @@ def _parse_xml_feed(
     warnings = []
     if problem is not None:
         warnings.append(f"parsed leniently: {_describe(problem)}")
-    if len(raw_entries) > max_entries:
-        warnings.append(
-            f"{len(raw_entries) - max_entries} entries beyond the cap of {max_entries} dropped"
-        )
     entries = []
-    for raw in raw_entries[:max_entries]:
+    for raw in raw_entries:
         entry = _xml_entry(raw, fetched_at, language)
         if entry is not None:
             entries.append(entry)
+    kept, dropped = _newest(entries, max_entries, warnings)
     hint = scheduler.feed_hint_seconds(
         _text(feed.get("ttl")),
         _text(feed.get("sy_updateperiod")),
@@ -197,11 +215,12 @@ def _parse_xml_feed(
     return ParsedFeed(
         version,
         title,
-        tuple(entries),
+        kept,
         warnings=tuple(warnings),
         language=language,
         refresh_hint_seconds=hint,
         parser="feedparser",
+        entries_dropped=dropped,
     )
 
 
@@ -212,10 +231,9 @@ def _from_lxml(fast: xmlfeed.XmlFeed, max_entries: int) -> ParsedFeed:
             fast.format, fast.title, (), error=f"not a valid feed: {fast.warnings[0]}"
         )
     warnings = [f"parsed leniently: {warning}" for warning in fast.warnings]
-    if fast.entry_count > max_entries:
-        warnings.append(
-            f"{fast.entry_count - max_entries} entries beyond the cap of {max_entries} dropped"
-        )
+    dropped = max(0, fast.entry_count - max_entries)
+    if dropped:
+        warnings.append(_cap_warning(dropped, max_entries))
     hint = scheduler.feed_hint_seconds(fast.ttl, fast.update_period, fast.update_frequency)
     return ParsedFeed(
         fast.format,
@@ -225,7 +243,24 @@ def _from_lxml(fast: xmlfeed.XmlFeed, max_entries: int) -> ParsedFeed:
         language=fast.language,
         refresh_hint_seconds=hint,
         parser="lxml",
+        entries_dropped=dropped,
     )
+
+
+def _cap_warning(dropped: int, max_entries: int) -> str:
+    return f"{dropped} entries beyond the cap of {max_entries} dropped"
+
+
+def _newest(
+    entries: list[FeedEntry], max_entries: int, warnings: list[str]
+) -> tuple[tuple[FeedEntry, ...], int]:
+    """The ``max_entries`` newest entries in document order, and how many older ones went
+    (a warning is added when any did)."""
+    kept = newest([entry.published for entry in entries], max_entries)
+    dropped = len(entries) - len(kept)
+    if dropped:
+        warnings.append(_cap_warning(dropped, max_entries))
+    return tuple(entries[index] for index in kept), dropped
 
 
 def _xml_entry(raw: Any, fetched_at: float, language: str | None) -> FeedEntry | None:
@@ -269,13 +304,9 @@ def _parse_json_feed(data: bytes, fetched_at: float, max_entries: int) -> Parsed
     if not isinstance(items, list):
         return ParsedFeed(name, _text(doc.get("title")), (), error="JSON Feed has no items list")
     language = _text(doc.get("language"))
-    warnings = []
-    if len(items) > max_entries:
-        warnings.append(
-            f"{len(items) - max_entries} entries beyond the cap of {max_entries} dropped"
-        )
+    warnings: list[str] = []
     entries = []
-    for item in items[:max_entries]:
+    for item in items:
         if not isinstance(item, dict):
             continue
         title = _text(item.get("title")) or ""
@@ -301,13 +332,15 @@ def _parse_json_feed(data: bytes, fetched_at: float, max_entries: int) -> Parsed
                 _text(item.get("language")) or language,
             )
         )
+    kept, dropped = _newest(entries, max_entries, warnings)
     return ParsedFeed(
         name,
         _text(doc.get("title")),
-        tuple(entries),
+        kept,
         warnings=tuple(warnings),
         language=language,
         parser="json",
+        entries_dropped=dropped,
     )
 
 
@@ -406,4 +439,5 @@ class RssSource:
             last_modified=response.last_modified,
             warnings=parsed.warnings,
             refresh_hint_seconds=parsed.refresh_hint_seconds,
+            entries_dropped=parsed.entries_dropped,
         )

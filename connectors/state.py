@@ -68,6 +68,7 @@ _ADDED_COLUMNS = {
     "change_gap_seconds": "REAL",  # running estimate of the time between changes
     "interval_in_use_seconds": "REAL",  # the adapted interval the last schedule used
     "full_text": "INTEGER NOT NULL DEFAULT 0",  # fetch article pages for their full text
+    "last_warning": "TEXT",  # what the last fetched document lost (entries over the cap)
 }
 
 
@@ -98,6 +99,7 @@ class FeedRow:
     change_gap_seconds: float | None = None
     interval_in_use_seconds: float | None = None
     full_text: bool = False
+    last_warning: str | None = None
 
     def healthy(self, now: float | None = None) -> bool:
         """False once the feed has failed without a success for a day; it is still polled."""
@@ -277,10 +279,12 @@ class FeedState:
         default_interval_seconds: float,
         items_seen: int = 0,
         changed: bool = False,
+        warning: str | None = None,
     ) -> FeedRow | None:
         """Store one poll's outcome, end the lease and schedule the next poll. ``changed`` says
         the poll brought new or edited entries (what adaptive scheduling learns from);
-        ``items_seen`` counts entries seen for the first time. Returns the updated feed."""
+        ``items_seen`` counts entries seen for the first time; ``warning`` says what a fetched
+        document lost (a 304 or an error keeps the last one). Returns the updated feed."""
         feed = self.get_feed(url)
         if feed is None:
             return None  # removed while it was being polled
@@ -328,7 +332,8 @@ class FeedState:
                        fetch_url = COALESCE(?, fetch_url), title = COALESCE(?, title),
                        items_seen = items_seen + ?, next_poll_at = ?,
                        refresh_hint_seconds = ?, last_change_at = ?, change_gap_seconds = ?,
-                       interval_in_use_seconds = ?, lease_owner = NULL, lease_until = NULL
+                       interval_in_use_seconds = ?, last_warning = ?, lease_owner = NULL,
+                       lease_until = NULL
                    WHERE url = ?""",
                 (
                     now,
@@ -343,6 +348,7 @@ class FeedState:
                     last_change_at,
                     change_gap,
                     interval,
+                    feed.last_warning if result.outcome == "not_modified" else warning,
                     url,
                 ),
             )

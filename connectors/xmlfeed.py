@@ -26,7 +26,7 @@ from typing import Any, Final, NamedTuple
 from lxml import etree
 
 from connectors.base import FeedEntry
-from connectors.feeddates import dated_entry, timestamp
+from connectors.feeddates import dated_entry, entry_time, timestamp
 from connectors.xmltext import (
     encodings,
     html_entities_to_numeric,
@@ -46,7 +46,7 @@ class XmlFeed(NamedTuple):
     format: str
     title: str | None
     language: str | None
-    entries: tuple[FeedEntry, ...]  # of the first max_entries, those with any content
+    entries: tuple[FeedEntry, ...]  # of the max_entries newest, those with any content
     entry_count: int  # before the cap
     ttl: str | None
     update_period: str | None
@@ -85,11 +85,12 @@ def parse_xml(
     version = _version(root, utf8)
     if version is None:
         return "root element is not RSS, RDF or Atom"
-    walker = Walker(version, url or "", max_entries)
+    walker = Walker(version, url or "", max_entries, lambda raw: _entry_time(raw, fetched_at))
     try:
         walker.walk(root)
     except RecursionError:  # libxml2 stops at depth 256; this is only a second guard
         return "nested too deeply to walk"
+    walker.keep_newest()
     feed = walker.feed
     language = _text(feed.get("language"))
     entries = tuple(
@@ -100,7 +101,7 @@ def parse_xml(
         _text(feed.get("title")),
         language,
         entries,
-        len(walker.entries) + walker.entries_beyond_cap,
+        len(walker.entries) + walker.entries_dropped,
         _text(feed.get("ttl")),
         _text(feed.get("sy_updateperiod")),
         _text(feed.get("sy_updatefrequency")),
@@ -197,10 +198,19 @@ def _entry(raw: dict[str, Any], fetched_at: float, language: str | None) -> Feed
     body = max(contents, key=len, default="") or _text(_repaired(raw.get("summary"))) or ""
     if not (title or link or guid or body):
         return None
+    return dated_entry(title, link, guid, body, _published(raw), fetched_at, language)
+
+
+def _published(raw: dict[str, Any]) -> float | None:
     published = timestamp(raw.get("published_date"))
     if published is None:
         published = timestamp(raw.get("updated_date"))
-    return dated_entry(title, link, guid, body, published, fetched_at, language)
+    return published
+
+
+def _entry_time(raw: dict[str, Any], fetched_at: float) -> float:
+    """When the entry counts as published, to rank it against the cap."""
+    return entry_time(_published(raw), fetched_at)
 
 
 def _repaired(value: Any) -> Any:

@@ -10,6 +10,7 @@ language and the refresh hints is followed; the rest of feedparser's bookkeeping
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, Final
 from urllib.parse import uses_relative
 
@@ -17,6 +18,7 @@ from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import _urljoin, make_safe_absolute_uri
 from lxml import etree
 
+from connectors.feeddates import newest
 from connectors.xmltext import base64_decoded, escape, repaired
 
 _NAMESPACES: Final = {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespaces.items()}
@@ -90,10 +92,19 @@ def _is_base64(attributes: dict[str, str], content_type: str) -> bool:
 class Walker:
     """feedparser's state machine, driven by the lxml tree instead of SAX events."""
 
-    def __init__(self, version: str, base: str, max_entries: int) -> None:
+    def __init__(
+        self,
+        version: str,
+        base: str,
+        max_entries: int,
+        entry_time: Callable[[dict[str, Any]], float],
+    ) -> None:
         self.version = version
+        # Over the cap the newest entries by entry_time are kept, not the first: all are read,
+        # and at twice the cap the older half goes, so memory stays bounded by the cap.
         self.max_entries = max_entries
-        self.entries_beyond_cap = 0
+        self.entry_time = entry_time
+        self.entries_dropped = 0
         # feedparser joins the base with itself at every element ("file:///a" becomes
         # "file://a"); once is enough, the join is idempotent after that.
         self.base = (make_safe_absolute_uri(base, base) or base) if base else base
@@ -338,13 +349,18 @@ class Walker:
         self.children(element)
         self.infeed = False
 
-    def item(self, element: Any, attributes: dict[str, str]) -> None:
-        if len(self.entries) >= self.max_entries:
-            # Counted, not read. What an entry leaves behind for the feed's own elements
-            # (its title's depth) comes out the same: a later feed title is kept either way.
-            self.entries_beyond_cap += 1
-            self.title_depth = -1
+    def keep_newest(self) -> None:
+        """Drop all but the ``max_entries`` newest entries read so far (counted)."""
+        if len(self.entries) <= self.max_entries:
             return
+        entry_time = self.entry_time
+        kept = newest([entry_time(entry) for entry in self.entries], self.max_entries)
+        self.entries_dropped += len(self.entries) - len(kept)
+        self.entries = [self.entries[index] for index in kept]
+
+    def item(self, element: Any, attributes: dict[str, str]) -> None:
+        if len(self.entries) >= 2 * self.max_entries:
+            self.keep_newest()
         self.entry = {}
         self.entry_depths = {}
         self.entries.append(self.entry)

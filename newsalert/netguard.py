@@ -2,6 +2,8 @@
 
 ``check_url`` parses a URL with httpx's own parser (so we check exactly the host httpx would
 dial), resolves it once and refuses any non-public address unless the allow-list covers it.
+Link-local and cloud metadata addresses (``METADATA_NETWORKS``) stay refused even with
+``allow_private_networks: true``: only a CIDR list that names them opens them.
 ``PinnedNetworkBackend`` then makes httpx connect to that checked address and nothing else:
 there is no second DNS lookup, so no rebinding window, and a host that was never checked
 cannot be dialled at all. ``GuardedTransport`` is the httpx transport built on it, and
@@ -30,6 +32,19 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Where a cloud VM's credentials are one GET away. A URL there is never a feed or a webhook,
+# whatever allow_private_networks says, unless its CIDR list names the network (or a part of
+# it): "169.254.0.0/16" or "169.254.169.254/32" opens 169.254.169.254; "true", "0.0.0.0/0" or
+# "100.64.0.0/10" (a Tailscale range) do not.
+METADATA_NETWORKS: dict[IPNetwork, str] = {
+    # AWS, GCP, Azure, OpenStack, Oracle, DigitalOcean metadata at 169.254.169.254; ECS at .170.2
+    ipaddress.ip_network("169.254.0.0/16"): "link-local address (cloud metadata services)",
+    ipaddress.ip_network("fe80::/10"): "link-local address",
+    ipaddress.ip_network("fd00:ec2::254/128"): "cloud metadata address (AWS, IPv6)",
+    ipaddress.ip_network("fd20:ce::254/128"): "cloud metadata address (Google Cloud, IPv6)",
+    ipaddress.ip_network("100.100.100.200/32"): "cloud metadata address (Alibaba Cloud)",
+    ipaddress.ip_network("168.63.129.16/32"): "cloud host address (Azure WireServer)",
+}
 
 
 class SsrfRefused(Exception):
@@ -64,6 +79,15 @@ class NetworkPolicy:
             return True
         return any(
             address.version == net.version and address in net for net in self.allowed_networks
+        )
+
+    def names(self, address: IPAddress, guarded: IPNetwork) -> bool:
+        """Whether the CIDR list opens ``address`` of the metadata network ``guarded``: a listed
+        network holds it and lies within ``guarded`` (a wider one, 0.0.0.0/0, does not count).
+        Two networks that share an address are nested, so the longer prefix is the inner one."""
+        return any(
+            net.version == address.version and address in net and net.prefixlen >= guarded.prefixlen
+            for net in self.allowed_networks
         )
 
 
@@ -114,15 +138,38 @@ def forbidden_reason(address: IPAddress) -> str | None:
     return None
 
 
+def metadata_network(address: IPAddress) -> tuple[IPNetwork, IPAddress] | None:
+    """The network of ``METADATA_NETWORKS`` that ``address`` (or the IPv4 address embedded in
+    it) is in, with the address found there; None if it is in none."""
+    for candidate in (_embedded_ipv4(address), address):
+        if candidate is None:
+            continue
+        for network in METADATA_NETWORKS:
+            if candidate.version == network.version and candidate in network:
+                return network, candidate
+    return None
+
+
 def check_address(address: IPAddress, policy: NetworkPolicy) -> str | None:
-    """The refusal reason for connecting to ``address`` under ``policy``, or None."""
+    """Why connecting to ``address`` under ``policy`` is refused ("a loopback address; refused
+    (see allow_private_networks)"), or None. A metadata address is refused under every policy
+    but a CIDR list naming its network."""
+    metadata = metadata_network(address)
+    if metadata is not None:
+        network, found = metadata
+        if policy.names(found, network):
+            return None
+        return (
+            f"a {METADATA_NETWORKS[network]}; refused whatever allow_private_networks says,"
+            f' unless its CIDR list names {network} (allow_private_networks: "{network}")'
+        )
     reason = forbidden_reason(address)
     if reason is None:
         return None
     embedded = _embedded_ipv4(address)
     if policy.permits(address) or (embedded is not None and policy.permits(embedded)):
         return None
-    return reason
+    return f"a {reason} address; refused (see allow_private_networks)"
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -168,10 +215,57 @@ async def check_url(
         reason = check_address(address, policy)
         if reason is not None:
             shown = host if str(address) == host else f"{host!r} resolves to {address}, which"
-            raise SsrfRefused(
-                f"{shown} is a {reason} address; refused (see allow_private_networks)"
-            )
+            raise SsrfRefused(f"{shown} is {reason}")
     return CheckedTarget(url=parsed, host=host, port=port, address=str(addresses[0]))
+
+
+@dataclass(frozen=True)
+class UrlVerdict:
+    """What the guard says of one URL checked ahead of any fetch (:func:`check_urls`)."""
+
+    url: str
+    refused: str | None = None  # why it may never be fetched
+    warning: str | None = None  # why it could not be checked from here; each fetch checks again
+
+
+async def check_urls(
+    urls: Iterable[str],
+    policy: NetworkPolicy,
+    resolver: Resolver | None = None,
+    *,
+    at_once: int = 32,
+    budget_seconds: float = 10.0,
+) -> list[UrlVerdict]:
+    """Each URL through :func:`check_url`, in the order given, ``at_once`` at a time and all
+    within ``budget_seconds`` (a resolver that hangs must not hang the caller). A host that
+    does not resolve, or not in time, is a warning, not a refusal: DNS may differ where the
+    service runs, and every fetch runs the guard again."""
+    resolve = resolver or system_resolver  # looked up now: tests replace the system resolver
+    slots = asyncio.Semaphore(at_once)
+
+    async def check(url: str) -> UrlVerdict:
+        async with slots:
+            try:
+                await check_url(url, policy, resolve)
+            except UnresolvableHost as exc:
+                return UrlVerdict(url, warning=str(exc))
+            except SsrfRefused as exc:
+                return UrlVerdict(url, refused=str(exc))
+            return UrlVerdict(url)
+
+    wanted = list(urls)
+    tasks = [asyncio.ensure_future(check(url)) for url in wanted]
+    if not tasks:
+        return []
+    _, pending = await asyncio.wait(tasks, timeout=budget_seconds)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    late = f"not checked: resolving took over {budget_seconds:g} s"
+    return [
+        UrlVerdict(url, warning=late) if task in pending else task.result()
+        for url, task in zip(wanted, tasks, strict=True)
+    ]
 
 
 # (host, port) -> checked address, for the fetch running in the current task.

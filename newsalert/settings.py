@@ -268,6 +268,9 @@ class Settings(BaseSettings):
     poll_interval_seconds: float = Field(default=300.0, gt=0)
     fetch_timeout_seconds: float = Field(default=20.0, gt=0)
     max_body_bytes: int = Field(default=15 * 1024 * 1024, gt=0)
+    # Entries taken from one feed document: over it, the newest by date are kept, the rest
+    # counted (newsalert_feed_entries_dropped_total) and named in the feed's warning.
+    max_entries_per_feed: int = Field(default=500, ge=1)
     allow_private_networks: str = "false"
     user_agent: str = "newsalert/0.1 (+https://github.com/newsalert/newsalert)"
 

@@ -49,7 +49,7 @@ def add_parser(commands: Any) -> None:
     parse.add_argument(
         "--json",
         action="store_true",
-        help="one JSON object per file: path, format, entries, error",
+        help="one JSON object per file: path, format, entries, error (and warnings, if any)",
     )
     parse.add_argument(
         "--timeout",
@@ -82,7 +82,8 @@ def add_parser(commands: Any) -> None:
     common_options(add)
 
     listing = sub.add_parser(
-        "list", help="the feeds with their health: last success, last error, next poll, items"
+        "list",
+        help="the feeds with their health: last success, last error, warning, next poll, items",
     )
     listing.add_argument("--json", action="store_true", help="one JSON object per feed")
     common_options(listing)
@@ -91,7 +92,14 @@ def add_parser(commands: Any) -> None:
     remove.add_argument("feed", metavar="URL_OR_NAME", help="the feed's URL or its --name")
     common_options(remove)
 
-    imports = sub.add_parser("import", help="add the feeds of an OPML file")
+    imports = sub.add_parser(
+        "import",
+        help="add the feeds of an OPML file",
+        description="Add the feeds of an OPML file, each checked by the SSRF guard as `add` "
+        "checks its URL (without fetching it): refused ones are listed with the reason and not "
+        "added, and the exit status is then 1. A host that does not resolve from here is only "
+        "a warning: it may resolve where the service runs, and every poll checks it again.",
+    )
     imports.add_argument(
         "opml",
         type=Path,
@@ -126,7 +134,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     command = args.feeds_command
     if command == "parse":
-        return _parse(args.paths, args.json, settings.max_body_bytes, args.timeout)
+        return _parse(args.paths, args.json, settings, args.timeout)
     if command == "backfill":
         return _backfill(args, settings)
     from connectors.state import FeedState
@@ -140,7 +148,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if command == "remove":
             return _remove(state, args.feed)
         if command == "import":
-            return _import(state, args.opml)
+            return _import(state, args.opml, settings)
         if command == "export":
             return _export(state, args.output)
     finally:
@@ -163,8 +171,9 @@ def feed_files(paths: list[Path]) -> Iterator[Path]:
             yield path
 
 
-def parse_report(path: Path, max_bytes: int) -> dict[str, Any]:
-    """What `feeds parse` says about one file: path, format, entries, error (and titles)."""
+def parse_report(path: Path, max_bytes: int, max_entries: int) -> dict[str, Any]:
+    """What `feeds parse` says about one file: path, format, entries, error (and titles, and
+    warnings when there are any: entries over the cap, a lenient parse)."""
     from connectors.rss import parse_file
 
     try:
@@ -174,22 +183,26 @@ def parse_report(path: Path, max_bytes: int) -> dict[str, Any]:
     if size > max_bytes:
         error = f"file is {size} bytes, over the {max_bytes}-byte limit for a feed body"
         return {"path": str(path), "format": None, "entries": 0, "error": error}
-    parsed = parse_file(path)
-    return {
+    parsed = parse_file(path, max_entries=max_entries)
+    report: dict[str, Any] = {
         "path": str(path),
         "format": parsed.format,
         "entries": len(parsed.entries),
         "error": parsed.error,
-        "titles": [entry.title for entry in parsed.entries[:TITLES_SHOWN]],
     }
+    if parsed.warnings:
+        report["warnings"] = list(parsed.warnings)
+    report["titles"] = [entry.title for entry in parsed.entries[:TITLES_SHOWN]]
+    return report
 
 
 class ParseWorker:
     """Parses files in a child process with an address-space limit, so a file that would hang
     or exhaust memory costs a clear error for that file and a new worker, not the command."""
 
-    def __init__(self, max_bytes: int, timeout_seconds: float) -> None:
+    def __init__(self, max_bytes: int, max_entries: int, timeout_seconds: float) -> None:
         self._max_bytes = max_bytes
+        self._max_entries = max_entries
         self._timeout = timeout_seconds
         self._context = multiprocessing.get_context("fork")
         self._process: Any = None
@@ -198,7 +211,9 @@ class ParseWorker:
     def _start(self) -> None:
         parent, child = self._context.Pipe()
         self._process = self._context.Process(
-            target=_parse_worker_main, args=(child, self._max_bytes), daemon=True
+            target=_parse_worker_main,
+            args=(child, self._max_bytes, self._max_entries),
+            daemon=True,
         )
         self._process.start()
         child.close()
@@ -228,7 +243,7 @@ class ParseWorker:
         self._process = None
 
 
-def _parse_worker_main(conn: Any, max_bytes: int) -> None:
+def _parse_worker_main(conn: Any, max_bytes: int, max_entries: int) -> None:
     try:
         import resource
 
@@ -241,15 +256,15 @@ def _parse_worker_main(conn: Any, max_bytes: int) -> None:
         except EOFError:
             return
         try:
-            report = parse_report(Path(path), max_bytes)
+            report = parse_report(Path(path), max_bytes, max_entries)
         except MemoryError:
             report = {"path": path, "format": None, "entries": 0, "error": "out of memory"}
         conn.send(report)
 
 
-def _parse(paths: list[Path], as_json: bool, max_bytes: int, timeout_seconds: float) -> int:
+def _parse(paths: list[Path], as_json: bool, settings: Settings, timeout_seconds: float) -> int:
     failures = 0
-    worker = ParseWorker(max_bytes, timeout_seconds)
+    worker = ParseWorker(settings.max_body_bytes, settings.max_entries_per_feed, timeout_seconds)
     try:
         for path in feed_files(paths):
             report = worker.report(path)
@@ -262,6 +277,8 @@ def _parse(paths: list[Path], as_json: bool, max_bytes: int, timeout_seconds: fl
                 print(f"{path}: error: {report['error']}", flush=True)
                 continue
             print(f"{path}: {report['format']}, {report['entries']} entries", flush=True)
+            for warning in report.get("warnings", []):
+                print(f"    warning: {_one_line(warning, 200)}")
             for title in titles:
                 print(f"    {_one_line(title) or '(untitled)'}")
     finally:
@@ -300,7 +317,7 @@ async def _add(args: argparse.Namespace, settings: Settings, state: Any) -> int:
     if not args.no_check:
         fetcher = Fetcher(settings)
         try:
-            found = await discover(fetcher, feed.url)
+            found = await discover(fetcher, feed.url, max_entries=settings.max_entries_per_feed)
         except DiscoveryError as exc:
             print(f"newsalert feeds add: {exc}", file=sys.stderr)
             print("(use --no-check to store it anyway)", file=sys.stderr)
@@ -312,6 +329,8 @@ async def _add(args: argparse.Namespace, settings: Settings, state: Any) -> int:
             print(f"{found.page_url} is a page; it advertises the feed {url}")
         title = found.parsed.title or "untitled"
         print(f"{url}: {found.parsed.format}, {len(found.parsed.entries)} entries, {title!r}")
+        for warning in found.parsed.warnings:
+            print(f"warning: {warning}")
     existed = state.get_feed(url) is not None
     state.add_feed(
         url,
@@ -347,6 +366,7 @@ def feed_health(feed: Any, now: float) -> dict[str, Any]:
         "last_success": _when(feed.last_success_at),
         "last_error": feed.last_error,
         "last_error_at": _when(feed.last_error_at),
+        "warning": feed.last_warning,
         "failing_since": _when(feed.failing_since),
         "consecutive_errors": feed.consecutive_errors,
         "next_poll": _when(feed.next_poll_at) if feed.next_poll_at else "now",
@@ -376,6 +396,8 @@ def _list(state: Any, as_json: bool) -> int:
         )
         if feed["last_error"]:
             print(f"    last error {feed['last_error_at']}: {_one_line(feed['last_error'], 200)}")
+        if feed["warning"]:
+            print(f"    warning: {_one_line(feed['warning'], 200)}")
     return 0
 
 
@@ -400,8 +422,9 @@ def _remove(state: Any, url_or_name: str) -> int:
     return 0
 
 
-def _import(state: Any, path: Path) -> int:
+def _import(state: Any, path: Path, settings: Settings) -> int:
     from connectors.opml import OpmlError, read_opml
+    from newsalert import netguard
 
     try:
         feeds, skipped = read_opml(path.read_bytes())
@@ -409,8 +432,19 @@ def _import(state: Any, path: Path) -> int:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except OpmlError as exc:
         raise ConfigError(f"{path}: not usable OPML: {exc}") from None
-    added = 0
-    for feed in feeds:
+    policy = netguard.NetworkPolicy.from_setting(settings.allow_private_networks)
+    verdicts = asyncio.run(netguard.check_urls([feed.url for feed in feeds], policy))
+    added = refused = 0
+    for feed, verdict in zip(feeds, verdicts, strict=True):
+        if verdict.refused is not None:
+            print(f"refused {feed.url}: {verdict.refused}", file=sys.stderr)
+            refused += 1
+            continue
+        if verdict.warning is not None:
+            print(
+                f"warning: {feed.url}: {verdict.warning}; imported, every poll checks it again",
+                file=sys.stderr,
+            )
         state.add_feed(
             feed.url,
             name=feed.name,
@@ -421,8 +455,12 @@ def _import(state: Any, path: Path) -> int:
         added += 1
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
-    print(f"imported {added} feeds from {path}" + (f", skipped {len(skipped)}" if skipped else ""))
-    return 0
+    print(
+        f"imported {added} feeds from {path}"
+        + (f", refused {refused}" if refused else "")
+        + (f", skipped {len(skipped)}" if skipped else "")
+    )
+    return 1 if refused else 0
 
 
 def _export(state: Any, output: Path | None) -> int:

@@ -15,6 +15,7 @@ import pytest
 
 from connectors.base import FetchResult
 from connectors.state import FeedState
+from newsalert import netguard
 from newsalert.cli import main
 
 RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Local News</title>
@@ -24,6 +25,8 @@ PAGE = b"""<!doctype html><html><head><title>Home</title>
 <link rel="alternate" type="application/rss+xml" href="/feeds/all.xml"></head>
 <body><p>Welcome</p></body></html>"""
 BARE_PAGE = b"<!doctype html><html><head><title>No feed</title></head><body></body></html>"
+METADATA_PAGE = b"""<!doctype html><html><head><link rel="alternate" type="application/rss+xml"
+href="http://169.254.169.254/latest/meta-data/"></head></html>"""
 
 
 class Routes(BaseHTTPRequestHandler):
@@ -31,6 +34,7 @@ class Routes(BaseHTTPRequestHandler):
         "/feeds/all.xml": ("application/rss+xml", RSS),
         "/": ("text/html; charset=utf-8", PAGE),
         "/bare": ("text/html", BARE_PAGE),
+        "/metadata-page": ("text/html", METADATA_PAGE),
     }
     requests: list[str] = []
 
@@ -61,9 +65,15 @@ def site():
         thread.join()
 
 
+async def offline_resolver(host: str, port: int) -> list[str]:
+    """No name is looked up from these tests: every one is unknown, as .invalid names are."""
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
 @pytest.fixture
 def feeds_cli(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NEWSALERT_ALLOW_PRIVATE_NETWORKS", "127.0.0.0/8")
+    monkeypatch.setattr(netguard, "system_resolver", offline_resolver)
 
     def run(*argv: str) -> tuple[int, str, str]:
         code = main(["feeds", *argv, "--data-dir", str(tmp_path)])
@@ -114,11 +124,36 @@ def test_a_page_without_a_feed_is_not_added(site, feeds_cli, feeds_db):
     assert stored(feeds_db) == {}
 
 
+NO_FEED = (
+    "not a valid feed: this is an HTML page that advertises no feed"
+    ' (no <link rel="alternate"> to an RSS, Atom or JSON feed)'
+)
+
+
+def test_add_says_an_html_page_without_a_feed_is_one(site, feeds_cli, feeds_db):
+    code, _, err = feeds_cli("add", f"{site}/bare")
+    assert code == 1
+    assert err.splitlines()[0] == f"newsalert feeds add: {site}/bare: {NO_FEED}"
+
+
 def test_add_goes_through_the_ssrf_guard(site, feeds_cli, feeds_db, monkeypatch):
     monkeypatch.setenv("NEWSALERT_ALLOW_PRIVATE_NETWORKS", "false")
     code, _, err = feeds_cli("add", f"{site}/feeds/all.xml")
     assert code == 1 and "loopback" in err
     assert Routes.requests == [], "refused before any request reached the server"
+    assert stored(feeds_db) == {}
+
+
+def test_a_feed_advertised_at_the_metadata_address_is_refused_even_with_true(
+    site, feeds_cli, feeds_db, monkeypatch
+):
+    monkeypatch.setenv("NEWSALERT_ALLOW_PRIVATE_NETWORKS", "true")
+    code, _, err = feeds_cli("add", f"{site}/metadata-page")
+    assert code == 1
+    assert (
+        "http://169.254.169.254/latest/meta-data/: 169.254.169.254 is a link-local address"
+        " (cloud metadata services); refused whatever allow_private_networks says" in err
+    )
     assert stored(feeds_db) == {}
 
 
@@ -178,6 +213,33 @@ def test_opml_export_and_import_round_trip(feeds_cli, tmp_path):
     )
 
 
+def test_import_runs_each_url_through_the_ssrf_guard_and_imports_the_rest(
+    feeds_cli, feeds_db, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("NEWSALERT_ALLOW_PRIVATE_NETWORKS", "false")
+    opml = tmp_path / "mixed.opml"
+    opml.write_text(
+        """<opml version="2.0"><body>
+        <outline type="rss" text="Elsewhere" xmlUrl="http://feeds.example.invalid/rss"/>
+        <outline type="rss" text="Loopback" xmlUrl="http://127.0.0.1:9/rss"/>
+        <outline type="rss" text="Metadata" xmlUrl="http://169.254.169.254/latest/meta-data/"/>
+        </body></opml>"""
+    )
+    code, out, err = feeds_cli("import", str(opml))
+    assert code == 1, "a refused feed makes the exit status 1"
+    assert err.splitlines() == [
+        "warning: http://feeds.example.invalid/rss: cannot resolve host 'feeds.example.invalid':"
+        " [Errno -2] Name or service not known; imported, every poll checks it again",
+        "refused http://127.0.0.1:9/rss: 127.0.0.1 is a loopback address; refused"
+        " (see allow_private_networks)",
+        "refused http://169.254.169.254/latest/meta-data/: 169.254.169.254 is a link-local"
+        " address (cloud metadata services); refused whatever allow_private_networks says,"
+        ' unless its CIDR list names 169.254.0.0/16 (allow_private_networks: "169.254.0.0/16")',
+    ]
+    assert out == f"imported 1 feeds from {opml}, refused 2\n"
+    assert list(stored(feeds_db)) == ["http://feeds.example.invalid/rss"]
+
+
 def test_import_refuses_a_hostile_opml(feeds_cli, tmp_path):
     bomb = tmp_path / "bomb.opml"
     bomb.write_bytes(b'<!DOCTYPE opml [<!ENTITY a "aaaaaaaa">]><opml><body/></opml>')
@@ -207,6 +269,34 @@ def test_parse_prints_format_count_titles_or_the_error(feeds_cli, tmp_path):
         "entries": 2,
         "error": None,
     }
+
+
+def test_parse_says_a_saved_html_page_is_one_and_names_the_feeds_it_advertises(feeds_cli, tmp_path):
+    (tmp_path / "bare.html").write_bytes(BARE_PAGE)
+    (tmp_path / "home.html").write_bytes(PAGE)
+    code, out, _ = feeds_cli("parse", str(tmp_path / "bare.html"), str(tmp_path / "home.html"))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{tmp_path / 'bare.html'}: error: {NO_FEED}",
+        f"{tmp_path / 'home.html'}: error: not a valid feed: this is an HTML page that"
+        " advertises the feed /feeds/all.xml; use a feed URL",
+    ]
+
+
+def test_parse_applies_max_entries_per_feed_and_says_what_it_dropped(
+    feeds_cli, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("NEWSALERT_MAX_ENTRIES_PER_FEED", "1")
+    (tmp_path / "news.xml").write_bytes(RSS)
+    code, out, _ = feeds_cli("parse", str(tmp_path / "news.xml"))
+    assert code == 0
+    assert out.splitlines() == [
+        f"{tmp_path / 'news.xml'}: rss20, 1 entries",
+        "    warning: 1 entries beyond the cap of 1 dropped",
+        "    First story",  # undated: both rank as fetched now, the first in the document wins
+    ]
+    code, out, _ = feeds_cli("parse", "--json", str(tmp_path / "news.xml"))
+    assert json.loads(out)["warnings"] == ["1 entries beyond the cap of 1 dropped"]
 
 
 def test_parse_gives_up_on_a_file_that_hangs_or_kills_the_parser_and_goes_on(

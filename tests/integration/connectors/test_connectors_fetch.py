@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import json
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +26,8 @@ from connectors.fetcher import Fetcher, FetchError
 from connectors.poller import FeedPoller
 from connectors.rss import RssSource
 from connectors.state import FeedState
+from newsalert.cli import main
+from newsalert.localservers import rss_document
 from newsalert.settings import Settings
 from tests.conftest import eventually
 
@@ -182,6 +186,57 @@ async def test_200_then_304_publishes_once_and_parses_nothing_the_second_time(
     assert feed.etag == '"v1"' and feed.last_success_at == 1_800_100_000 and feed.last_error is None
 
 
+async def test_a_feed_over_the_cap_keeps_its_newest_entries_and_says_so(
+    tmp_path, feed_server, make_fetcher, caplog, capsys, monkeypatch
+):
+    now = 1_800_000_000
+    cap, over = 5, 3
+    hours = [7, 2, 8, 4, 1, 6, 3, 5]  # hours before now, in document order: not chronological
+    items = [
+        {
+            "id": f"h{h}",
+            "title": f"{h} hours ago",
+            "url": f"http://news.test/{h}",
+            "text": "body",
+            "published": now - h * 3600,
+        }
+        for h in hours
+    ]
+    assert len(items) == cap + over
+    feed_server.routes["/feed"] = etag_feed(rss_document("Busy", items), '"v1"')
+    config = settings(tmp_path, max_entries_per_feed=cap)
+    state = FeedState(config.database_path)
+    url = feed_server.url("/feed")
+    state.add_feed(url)
+    publisher = ListPublisher()
+    # The clock is the fetch time, which the entries' dates are believed against.
+    poller = FeedPoller(config, state, publisher, make_fetcher(config), clock=lambda: now)
+    dropped = {"reason": "cap"}
+    before = REGISTRY.get_sample_value("newsalert_feed_entries_dropped_total", dropped) or 0.0
+
+    with caplog.at_level("WARNING", logger="connectors.poller"):
+        assert await poller.poll_once(now=now) == cap
+    assert sorted(a.title for a in publisher.articles) == [f"{h} hours ago" for h in range(1, 6)]
+    after = REGISTRY.get_sample_value("newsalert_feed_entries_dropped_total", dropped)
+    assert after - before == over
+    warning = "kept the newest 5 of 8 entries (max_entries_per_feed); 3 older ones dropped"
+    assert f"feed {url}: {warning}" in caplog.messages
+    assert state.get_feed(url).last_warning == warning
+    assert await poller.poll_once(now=now + 3600) == 0  # a 304 keeps the warning
+    assert state.get_feed(url).last_warning == warning
+
+    monkeypatch.delenv("NEWSALERT_DATABASE_URL", raising=False)
+    assert main(["feeds", "list", "--json", "--data-dir", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["warning"] == warning
+    assert main(["feeds", "list", "--data-dir", str(tmp_path)]) == 0
+    assert f"    warning: {warning}" in capsys.readouterr().out.splitlines()
+
+    feed_server.routes["/feed"] = etag_feed(rss_document("Busy", items[:cap]), '"v2"')
+    await poller.poll_once(now=now + 7200)
+    assert state.get_feed(url).last_warning is None, "a document within the cap clears it"
+    state.close()
+
+
 async def test_request_names_newsalert_and_accepts_compression(tmp_path, feed_server, make_fetcher):
     feed_server.routes["/feed"] = reply(200, RSS)
     config = settings(tmp_path, user_agent="newsalert-test/1")
@@ -321,6 +376,33 @@ async def test_every_redirect_hop_is_checked(tmp_path, feed_server, make_fetcher
     assert [r.path for r in feed_server.requests] == ["/feed"]
 
 
+async def test_redirect_to_the_metadata_address_is_refused_before_dialling_even_with_true(
+    tmp_path, feed_server, make_fetcher, monkeypatch
+):
+    dialled = []
+    connect = socket.socket.connect
+
+    def recording_connect(sock, address):
+        dialled.append(address[0])
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", recording_connect)
+    feed_server.routes["/feed"] = reply(
+        302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}
+    )
+    fetcher = make_fetcher(settings(tmp_path, allow_private_networks="true"))
+    with pytest.raises(FetchError) as raised:
+        await fetcher.fetch(feed_server.url("/feed"))
+    assert raised.value.kind == "ssrf"
+    assert str(raised.value).startswith(
+        "after redirect to http://169.254.169.254/latest/meta-data/: 169.254.169.254 is a"
+        " link-local address (cloud metadata services); refused whatever"
+        " allow_private_networks says"
+    )
+    assert [r.path for r in feed_server.requests] == ["/feed"]
+    assert dialled == ["127.0.0.1"], "the guard refused before any socket went to 169.254.x"
+
+
 async def test_connection_goes_to_the_checked_address_with_the_real_host_header(
     tmp_path, feed_server, make_fetcher
 ):
@@ -368,6 +450,44 @@ async def test_broken_feed_is_flagged_and_others_keep_flowing(tmp_path, feed_ser
     assert state.get_feed(feed_server.url("/html")).last_error.startswith(
         f"feed {feed_server.url('/html')}: not a"
     )
+
+
+NO_FEED = (
+    "not a valid feed: this is an HTML page that advertises no feed"
+    ' (no <link rel="alternate"> to an RSS, Atom or JSON feed)'
+)
+
+
+async def test_an_html_page_polled_as_a_feed_is_named_so_in_health_list_and_log(
+    tmp_path, feed_server, make_fetcher, caplog, capsys, monkeypatch
+):
+    page = b"<!doctype html><html><head><title>Home</title></head><body><p>News</p></body></html>"
+    feed_server.routes["/page"] = reply(200, page, {"Content-Type": "text/html"})
+    advertising = b'<html><head><link rel="alternate" type="application/rss+xml" href="/rss">'
+    feed_server.routes["/home"] = reply(200, advertising, {"Content-Type": "text/html"})
+    config = settings(tmp_path)
+    state = FeedState(config.database_path)
+    for path in ("/page", "/home"):
+        state.add_feed(feed_server.url(path))
+    poller = FeedPoller(config, state, ListPublisher(), make_fetcher(config))
+    with caplog.at_level("WARNING", logger="connectors.poller"):
+        assert await poller.poll_once(now=1_800_000_000) == 0
+    no_feed = f"feed {feed_server.url('/page')}: {NO_FEED}"
+    advertises = (
+        f"feed {feed_server.url('/home')}: not a valid feed: this is an HTML page that"
+        f" advertises the feed {feed_server.url('/rss')}; use a feed URL"
+    )
+    assert state.get_feed(feed_server.url("/page")).last_error == no_feed
+    assert state.get_feed(feed_server.url("/home")).last_error == advertises
+    state.close()
+    assert no_feed in caplog.messages and advertises in caplog.messages
+
+    monkeypatch.delenv("NEWSALERT_DATABASE_URL", raising=False)
+    assert main(["feeds", "list", "--json", "--data-dir", str(tmp_path)]) == 0
+    rows = {row["url"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows[feed_server.url("/page")]["last_error"] == no_feed
+    assert main(["feeds", "list", "--data-dir", str(tmp_path)]) == 0
+    assert "this is an HTML page that advertises no feed" in capsys.readouterr().out
 
 
 async def test_run_polls_due_feeds_and_picks_up_added_ones_until_cancelled(

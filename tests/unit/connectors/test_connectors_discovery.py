@@ -1,4 +1,5 @@
-from connectors.discovery import feed_links, looks_like_html
+from connectors.htmlpage import feed_links, is_html_page, looks_like_html
+from connectors.rss import parse_feed
 
 PAGE = "https://news.example/section/index.html"
 
@@ -34,3 +35,15 @@ def test_html_is_recognised_by_type_or_by_its_start():
     assert looks_like_html(b"<rss/>", "text/html; charset=utf-8")
     assert looks_like_html(b"  <!DOCTYPE html><html>", None)
     assert not looks_like_html(b'<?xml version="1.0"?><rss/>', "application/xml")
+
+
+def test_a_page_is_told_from_a_feed_served_as_html():
+    assert is_html_page(b"<!doctype html><html><head></head></html>", None)
+    assert is_html_page(b"<p>Down for maintenance</p>", "text/html")
+    assert not is_html_page(b"<?xml version='1.0'?><!-- <html> --><rss><channel>", "text/html")
+    assert not is_html_page(b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf">', "text/html")
+    assert not is_html_page(b'{"version": "https://jsonfeed.org/version/1.1"}', "text/html")
+    assert not is_html_page(b'<?xml version="1.0"?><rss/>', "application/xml")
+    # so a broken feed served as text/html keeps the parser's error
+    error = parse_feed(b"<rss version='2.0'><<<<", content_type="text/html").error
+    assert error.startswith("not a valid feed: ") and "HTML page" not in error

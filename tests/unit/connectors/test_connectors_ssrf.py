@@ -1,8 +1,16 @@
+import asyncio
 import ipaddress
 
 import pytest
 
-from newsalert.netguard import NetworkPolicy, SsrfRefused, check_url, forbidden_reason
+from newsalert.netguard import (
+    NetworkPolicy,
+    SsrfRefused,
+    check_address,
+    check_url,
+    check_urls,
+    forbidden_reason,
+)
 
 DENY = NetworkPolicy.from_setting("false")
 PUBLIC = "93.184.215.14"
@@ -126,3 +134,82 @@ async def test_true_allows_every_private_network():
 def test_false_and_empty_allow_nothing():
     assert NetworkPolicy.from_setting("false") == NetworkPolicy()
     assert NetworkPolicy.from_setting("") == NetworkPolicy()
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack ... metadata
+        "169.254.170.2",  # ECS task metadata
+        "fe80::1",
+        "fd00:ec2::254",
+        "fd20:ce::254",
+        "100.100.100.200",
+        "168.63.129.16",
+        "::ffff:169.254.169.254",
+        "64:ff9b::a9fe:a9fe",
+    ],
+)
+def test_true_still_refuses_link_local_and_metadata_addresses(address):
+    reason = check_address(ipaddress.ip_address(address), NetworkPolicy.from_setting("true"))
+    assert reason is not None and "refused whatever allow_private_networks says" in reason
+
+
+async def test_a_refused_metadata_url_names_the_address_and_the_way_to_open_it():
+    policy = NetworkPolicy.from_setting("true")
+    with pytest.raises(SsrfRefused) as refused:
+        await check_url("http://169.254.169.254/latest/meta-data/", policy)
+    assert str(refused.value) == (
+        "169.254.169.254 is a link-local address (cloud metadata services); refused whatever"
+        " allow_private_networks says, unless its CIDR list names 169.254.0.0/16"
+        ' (allow_private_networks: "169.254.0.0/16")'
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "address", "opened"),
+    [
+        ("169.254.0.0/16", "169.254.169.254", True),
+        ("10.0.0.0/8, 169.254.169.254/32", "169.254.169.254", True),
+        ("169.254.0.0/16", "::ffff:169.254.169.254", True),
+        ("169.254.170.0/24", "169.254.169.254", False),  # names another part of the network
+        ("0.0.0.0/0", "169.254.169.254", False),  # wider than the metadata network: not named
+        ("169.0.0.0/8", "169.254.169.254", False),
+        ("100.64.0.0/10", "100.64.0.1", True),  # a Tailscale range stays usable ...
+        ("100.64.0.0/10", "100.100.100.200", False),  # ... without opening Alibaba's metadata
+        ("100.100.100.200/32", "100.100.100.200", True),
+        ("fe80::/10", "fe80::1", True),
+        ("::/0", "fe80::1", False),
+        ("fc00::/7", "fd00:ec2::254", False),
+        ("fd00:ec2::254/128", "fd00:ec2::254", True),
+    ],
+)
+def test_only_a_cidr_list_naming_a_metadata_network_opens_it(setting, address, opened):
+    reason = check_address(ipaddress.ip_address(address), NetworkPolicy.from_setting(setting))
+    assert (reason is None) == opened, reason
+
+
+async def test_check_urls_refuses_warns_and_passes_each_url_in_order():
+    table = resolver_for({"news.example": [PUBLIC], "intranet.example": ["10.0.0.5"]})
+
+    async def resolve(host, port):
+        if host == "hangs.example":
+            await asyncio.Event().wait()  # a resolver that never answers
+        return await table(host, port)
+
+    urls = [
+        "http://hangs.example/",
+        "https://news.example/rss",
+        "https://intranet.example/rss",
+        "http://nowhere.invalid/",
+    ]
+    verdicts = await check_urls(urls, DENY, resolve, budget_seconds=0.2)
+    assert [v.url for v in verdicts] == urls
+    assert [(v.refused is not None, v.warning is not None) for v in verdicts] == [
+        (False, True),
+        (False, False),
+        (True, False),
+        (False, True),
+    ]
+    assert verdicts[0].warning == "not checked: resolving took over 0.2 s"
+    assert "resolves to 10.0.0.5, which is a private address" in verdicts[2].refused
