@@ -103,7 +103,7 @@ def encodings(data: bytes, http_charset: str | None) -> Iterator[Decoded]:
             continue
         try:
             text = body.decode(candidate)
-        except (UnicodeDecodeError, LookupError):
+        except (LookupError, ValueError):  # ValueError: a declared name holding a NUL byte
             continue
         utf8 = text.encode("utf-8")
         if _XML_DECLARATION.match(utf8):
