@@ -8,17 +8,12 @@ taxonomy, the query language or the network guard is checked here.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 from newsalert import netguard
 from newsalert.settings import ConfigError, Settings, SubscriptionConfig
 from streams.classify.keywords import keyword_query_problem
 from streams.classify.taxonomy import Taxonomy, load_taxonomy
-
-# All URL checks together may take this long (a resolver that hangs must not stop a start).
-RESOLVE_BUDGET_SECONDS = 10.0
-RESOLVE_AT_ONCE = 32
 
 
 @dataclass
@@ -91,27 +86,12 @@ async def _check_urls(settings: Settings) -> tuple[list[str], list[str]]:
     """Every feed and webhook URL through the network guard. A host that does not resolve
     from here is a warning, not an error: DNS may differ where the service runs."""
     policy = netguard.NetworkPolicy.from_setting(settings.allow_private_networks)
-    slots = asyncio.Semaphore(RESOLVE_AT_ONCE)
-    refused: list[str] = []
-    warnings: list[str] = []
-
-    async def check(key: str, url: str) -> None:
-        async with slots:
-            try:
-                await netguard.check_url(url, policy)
-            except netguard.UnresolvableHost as exc:
-                warnings.append(f"{key}: {url}: {exc}")
-            except netguard.SsrfRefused as exc:
-                refused.append(f"{key}: {url}: refused: {exc}")
-
-    checks = [asyncio.ensure_future(check(key, url)) for key, url in user_urls(settings)]
-    if checks:
-        done, pending = await asyncio.wait(checks, timeout=RESOLVE_BUDGET_SECONDS)
-        for task in pending:
-            task.cancel()
-        if pending:
-            warnings.append(
-                f"{len(pending)} URL(s) not checked: resolving took over "
-                f"{RESOLVE_BUDGET_SECONDS:g} s (they are checked again at each fetch)"
-            )
-    return sorted(refused), sorted(warnings)
+    keyed = user_urls(settings)
+    verdicts = await netguard.check_urls([url for _, url in keyed], policy)
+    refused, warnings = [], []
+    for (key, url), verdict in zip(keyed, verdicts, strict=True):
+        if verdict.refused is not None:
+            refused.append(f"{key}: {url}: refused: {verdict.refused}")
+        elif verdict.warning is not None:
+            warnings.append(f"{key}: {url}: {verdict.warning}")
+    return refused, warnings

@@ -314,7 +314,17 @@ async def _add(args: argparse.Namespace, settings: Settings, state: Any) -> int:
 
     feed = _feed_config(args.url, args.name, args.tags, args.interval)
     url = feed.url
-    if not args.no_check:
+    if args.no_check:  # not fetched, but the network guard still has its say
+        from newsalert import netguard
+
+        policy = netguard.NetworkPolicy.from_setting(settings.allow_private_networks)
+        (verdict,) = await netguard.check_urls([url], policy)
+        if verdict.refused is not None:
+            print(f"newsalert feeds add: refused {url}: {verdict.refused}", file=sys.stderr)
+            return 1
+        if verdict.warning is not None:
+            print(f"warning: {url}: {verdict.warning}; every poll checks it again", file=sys.stderr)
+    else:
         fetcher = Fetcher(settings)
         try:
             found = await discover(fetcher, feed.url, max_entries=settings.max_entries_per_feed)

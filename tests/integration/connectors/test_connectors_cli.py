@@ -240,6 +240,15 @@ def test_import_runs_each_url_through_the_ssrf_guard_and_imports_the_rest(
     assert list(stored(feeds_db)) == ["http://feeds.example.invalid/rss"]
 
 
+def test_add_without_a_fetch_still_runs_the_ssrf_guard(feeds_cli, feeds_db, monkeypatch):
+    monkeypatch.setenv("NEWSALERT_ALLOW_PRIVATE_NETWORKS", "false")
+    code, _, err = feeds_cli("add", "http://127.0.0.1:9/rss", "--no-check")
+    assert code == 1 and "refused http://127.0.0.1:9/rss: 127.0.0.1 is a loopback address" in err
+    code, out, err = feeds_cli("add", "http://feeds.example.invalid/rss", "--no-check")
+    assert code == 0 and "cannot resolve host 'feeds.example.invalid'" in err
+    assert list(stored(feeds_db)) == ["http://feeds.example.invalid/rss"]
+
+
 def test_import_refuses_a_hostile_opml(feeds_cli, tmp_path):
     bomb = tmp_path / "bomb.opml"
     bomb.write_bytes(b'<!DOCTYPE opml [<!ENTITY a "aaaaaaaa">]><opml><body/></opml>')
