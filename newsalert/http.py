@@ -37,7 +37,11 @@ class ServiceHttp:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError:  # the port is taken: leave nothing half set up behind the error
+            await self.stop()
+            raise
         # With port 0 the OS picked one: report the real port.
         server = site._server
         if server is not None and server.sockets:

@@ -83,7 +83,7 @@ def _command_name(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from newsalert.broker import BrokerError
-    from newsalert.service import setup_logging
+    from newsalert.service import StartError, setup_logging
 
     module = args.command_module
     try:
@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run(args, settings))
     except (ConfigError, TaxonomyError) as exc:
         print(f"newsalert: {exc}", file=sys.stderr)
+        return 2
+    except StartError as exc:  # a port or directory to change in the settings: like a config error
+        print(f"newsalert {_command_name(args)}: {exc}", file=sys.stderr)
         return 2
     except (BrokerError, ConnectionError) as exc:  # the broker or the state database is down
         # One line (libpq's messages span several), naming the command: exit status 3.
