@@ -127,9 +127,9 @@ def metrics_port_problem(host: str, port: int, exc: OSError) -> str:
             f"metrics port {host}:{port} is already in use; "
             "choose another with --metrics-port or NEWSALERT_METRICS_PORT"
         )
-    reason = exc.strerror or str(exc)
+    reason = " ".join((exc.strerror or str(exc)).split())
     return (
-        f"metrics endpoint {host}:{port} cannot be opened ({one_line(reason)}); choose another "
+        f"metrics endpoint {host}:{port} cannot be opened ({reason}); choose another "
         "port with --metrics-port or NEWSALERT_METRICS_PORT, or host with NEWSALERT_METRICS_HOST"
     )
 
@@ -227,7 +227,7 @@ class Service:
             ) from None
         except KafkaError as exc:
             raise BrokerError(
-                f"broker {self.broker_url} refused to create the topics: {one_line(str(exc))}"
+                f"broker {self.broker_url} refused to create the topics: {one_line(exc)}"
             ) from None
 
     def _add_subscriber_pages(self) -> None:
