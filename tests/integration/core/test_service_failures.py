@@ -1,24 +1,33 @@
 """`newsalert run|connectors|streams` that cannot start: one line on stderr saying what and what
-to do, a non-zero exit status, no traceback, and nothing it started left running."""
+to do, a non-zero exit status, no traceback, and nothing it started left running; and the
+service's HTTP endpoint refusing oversized requests with one log line, not a traceback each."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import socket
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
+from aiohttp.http_exceptions import LineTooLong
 
+from alerts.links import Links
+from alerts.store import DeliveryStore
+from alerts.web import SubscriberPages
 from newsalert import service
 from newsalert.broker import BrokerError
+from newsalert.http import BadRequestLog, ServiceHttp
 from newsalert.service import Service
 from newsalert.settings import load_settings
 
 NEWSALERT = Path(sys.executable).with_name("newsalert")
 MARKER = "NEWSALERT_TEST_RUN"  # not a setting: only tells this run's processes apart
+PAGES = ("/mute", "/unsubscribe", "/metrics")
 
 
 def processes_of(run_id: str) -> list[int]:
@@ -137,3 +146,63 @@ async def test_a_broker_that_never_answers_is_given_up_within_the_bound(tmp_path
     assert running.http is not None
     with pytest.raises(ConnectionRefusedError):  # the metrics endpoint was closed again
         await asyncio.open_connection("127.0.0.1", running.http.port)
+
+
+@pytest.fixture
+async def service_http(tmp_path):
+    """The service's HTTP endpoint with the subscriber pages, as `newsalert run` serves it."""
+    store = DeliveryStore(tmp_path / "db.sqlite3")
+    http = ServiceHttp("127.0.0.1", 0)
+    http.add_routes(SubscriberPages(store, Links("", store.link_key())).routes)
+    await http.start()
+    http.ready = True
+    yield http
+    await http.stop()
+    store.close()
+
+
+async def exchange(port: int, request: bytes) -> bytes:
+    """Send a raw request; return the status line of the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), timeout=10)
+    finally:
+        writer.close()
+
+
+OVERSIZED = [
+    *(f"GET {path}?q={'a' * 100_000} HTTP/1.1\r\nHost: x\r\n\r\n" for path in PAGES),
+    f"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Padding: {'b' * 100_000}\r\n\r\n",
+    "GET /metrics HTTP/1.1\r\nHost: x\r\n" + "".join(f"X-{i}: y\r\n" for i in range(500)) + "\r\n",
+]
+
+
+async def test_oversized_requests_get_a_4xx_and_one_warning_line_per_client(service_http, caplog):
+    caplog.set_level(logging.DEBUG)
+    for request in OVERSIZED * 2:
+        status = await exchange(service_http.port, request.encode())
+        assert re.match(rb"HTTP/1\.[01] 4\d\d ", status), status
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    (record,) = records
+    assert record.levelno == logging.WARNING and "127.0.0.1" in record.getMessage()
+    assert "\n" not in record.getMessage()
+    assert not any(r.exc_info or "Traceback" in r.getMessage() for r in caplog.records)
+
+    health = await exchange(service_http.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert health.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_client_refused_again_after_the_interval_gets_another_line_with_the_count(caplog):
+    now = [0.0]
+    bad_requests = BadRequestLog(interval_seconds=60, clock=lambda: now[0])
+    refusal = LineTooLong("Status line is too long", "8190", "100000")
+    for at in (0.0, 10.0, 59.0, 60.0, 61.0):
+        now[0] = at
+        bad_requests.exception("Error handling request from %s", "192.0.2.7", exc_info=refusal)
+    bad_requests.exception("Error handling request from %s", "192.0.2.8", exc_info=refusal)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3, lines
+    assert "192.0.2.7" in lines[0] and "2 more from it since the last such line" in lines[1]
+    assert "192.0.2.8" in lines[2]
