@@ -221,9 +221,13 @@ class Service:
                 reason = exc.strerror
             else:  # aiokafka's text lists address tuples: say it plainly
                 reason = "no connection"
+            todo = (
+                f"see its log, {settings.data_dir / 'tansu.log'}"
+                if self.embedded is not None
+                else "check that it runs and that --broker or NEWSALERT_BROKER names it"
+            )
             raise BrokerError(
-                f"broker {self.broker_url} could not be reached ({reason}); check that it runs "
-                "and that --broker or NEWSALERT_BROKER names it"
+                f"broker {self.broker_url} could not be reached ({reason}); {todo}"
             ) from None
         except KafkaError as exc:
             raise BrokerError(
