@@ -6,18 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from newsalert.broker import EmbeddedBroker
+from newsalert.broker import BrokerError, EmbeddedBroker
 from newsalert.http import ServiceHttp
 from newsalert.settings import Settings
 
 log = logging.getLogger("newsalert")
+
+# Creating the topics on a broker that answers takes well under a second; a broker that does
+# not answer (a closed port, a host that drops packets) must not hold the start for long.
+BROKER_REACH_SECONDS = 10.0
+
+
+class StartError(RuntimeError):
+    """Something the service needs cannot be had (a port, a directory); the message says what
+    and which setting to change."""
+
 
 NOISY_LOGGERS = (
     "faust",
@@ -76,6 +89,51 @@ def say(message: str) -> None:
     print(f"newsalert: {message}", flush=True)
 
 
+def prepare_data_dir(path: Path) -> None:
+    """Create the data directory and write a file in it, before anything starts: the state,
+    the broker's log and the spike baselines go there, and a late failure would leave a
+    started broker behind a traceback."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".newsalert-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file" if blocker else f"{exc.strerror or exc}"
+        raise StartError(
+            f"data directory {path} cannot be created or written ({reason}); "
+            "choose another with --data-dir or NEWSALERT_DATA_DIR"
+        ) from None
+
+
+@contextlib.contextmanager
+def _quiet_kafka_client() -> Iterator[None]:
+    """aiokafka logs a failed connection at ERROR before it raises; while the service checks
+    the broker, the one line it raises says it instead (all of it still shows at DEBUG)."""
+    kafka_log = logging.getLogger("aiokafka")
+    level = kafka_log.level
+    if kafka_log.getEffectiveLevel() > logging.DEBUG:
+        kafka_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        kafka_log.setLevel(level)
+
+
+def metrics_port_problem(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"metrics port {host}:{port} is already in use; "
+            "choose another with --metrics-port or NEWSALERT_METRICS_PORT"
+        )
+    reason = " ".join((exc.strerror or str(exc)).split())
+    return (
+        f"metrics endpoint {host}:{port} cannot be opened ({reason}); choose another "
+        "port with --metrics-port or NEWSALERT_METRICS_PORT, or host with NEWSALERT_METRICS_HOST"
+    )
+
+
 @dataclass
 class Service:
     """The pieces of a running service, for tests and the demo to look at."""
@@ -94,12 +152,14 @@ class Service:
 
     async def start(self, streams: bool = True, connectors: bool = True) -> None:
         settings = self.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(settings.data_dir)
         if settings.database_url:
             # Unreachable PostgreSQL: say so now, before starting a broker for nothing.
             from newsalert.database import open_database
 
             open_database(settings.database_url).close()
+        # The metrics port too: a port in use is found before a broker is started for nothing.
+        await self._open_http(subscriber_pages=streams)
         if settings.broker:
             self.broker_url = settings.broker
             say(f"broker {self.broker_url}")
@@ -115,16 +175,8 @@ class Service:
                 f"state is kept in {state_location(settings)}"
             )
 
-        from streams.topics import ensure_topics
-
-        await ensure_topics(
-            self.broker_url.removeprefix("kafka://"), settings.app_id, settings.partitions
-        )
-        self.http = ServiceHttp(settings.metrics_host, settings.metrics_port)
-        if streams:
-            self._add_subscriber_pages()
-        await self.http.start()
-        self.closers.append(self.http.stop)
+        await self._ensure_topics()
+        assert self.http is not None
         say(f"metrics on http://{settings.metrics_host}:{self.http.port}/metrics")
 
         if streams:
@@ -133,6 +185,54 @@ class Service:
             await self._start_connectors()
         self.http.ready = True
         say("running; Ctrl-C to stop")
+
+    async def _open_http(self, subscriber_pages: bool) -> None:
+        settings = self.settings
+        self.http = ServiceHttp(settings.metrics_host, settings.metrics_port)
+        if subscriber_pages:
+            self._add_subscriber_pages()
+        try:
+            await self.http.start()
+        except OSError as exc:
+            problem = metrics_port_problem(settings.metrics_host, settings.metrics_port, exc)
+            raise StartError(problem) from None
+        self.closers.append(self.http.stop)
+
+    async def _ensure_topics(self) -> None:
+        """Create the topics, which is also the first word with the broker: one that cannot be
+        reached is said so in one line within BROKER_REACH_SECONDS."""
+        from aiokafka.errors import KafkaConnectionError, KafkaError
+
+        from streams.topics import ensure_topics
+
+        settings = self.settings
+        try:
+            with _quiet_kafka_client():
+                async with asyncio.timeout(BROKER_REACH_SECONDS):
+                    await ensure_topics(
+                        self.broker_url.removeprefix("kafka://"),
+                        settings.app_id,
+                        settings.partitions,
+                    )
+        except (KafkaConnectionError, OSError, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError):
+                reason = f"no answer within {BROKER_REACH_SECONDS:.0f} s"
+            elif isinstance(exc, OSError) and exc.strerror:
+                reason = exc.strerror
+            else:  # aiokafka's text lists address tuples: say it plainly
+                reason = "no connection"
+            todo = (
+                f"see its log, {settings.data_dir / 'tansu.log'}"
+                if self.embedded is not None
+                else "check that it runs and that --broker or NEWSALERT_BROKER names it"
+            )
+            raise BrokerError(
+                f"broker {self.broker_url} could not be reached ({reason}); {todo}"
+            ) from None
+        except KafkaError as exc:
+            raise BrokerError(
+                f"broker {self.broker_url} refused to create the topics: {one_line(exc)}"
+            ) from None
 
     def _add_subscriber_pages(self) -> None:
         from alerts.links import Links
@@ -240,12 +340,14 @@ async def run_until_stopped(
             task.add_done_callback(reloads.discard)
 
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    started = False
     try:
         try:
             await service.start(streams=streams, connectors=connectors)
         except ConnectionError as unreachable:  # the state database (PostgreSQL)
             print(f"newsalert: {one_line(unreachable)}", file=sys.stderr, flush=True)
             return 3
+        started = True
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):  # not wait_for: it can swallow a cancel
@@ -259,4 +361,5 @@ async def run_until_stopped(
         return 0
     finally:
         await service.stop()
-        say("stopped")
+        if started:  # after a failed start, its one error line is the last word
+            say("stopped")

@@ -46,8 +46,8 @@ async def ensure_topics(bootstrap_servers: str, app_id: str, partitions: int) ->
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
     try:
+        await admin.start()  # inside: a broker that cannot be reached still gets it closed
         wanted = TOPICS.all(app_id)
         existing = set(await admin.list_topics())
         missing = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -80,20 +81,41 @@ def _command_name(args: argparse.Namespace) -> str:
     return f"{args.command} {sub}" if sub else str(args.command)
 
 
+# 128 + SIGPIPE: the status a shell shows for a writer whose reader went away (`| head`).
+EXIT_READER_WENT_AWAY = 141
+
+
+def _reader_went_away() -> int:
+    """Output went into a pipe nobody reads any more: stop without a word. What is still
+    buffered goes to /dev/null, or the interpreter's last flush would fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_READER_WENT_AWAY
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from newsalert.broker import BrokerError
-    from newsalert.service import setup_logging
+    from newsalert.service import StartError, setup_logging
 
     module = args.command_module
     try:
         if hasattr(module, "run_without_settings"):
-            return int(module.run_without_settings(args))
-        settings = load_from_args(args)
-        setup_logging(settings.log_level)
-        return int(module.run(args, settings))
+            code = int(module.run_without_settings(args))
+        else:
+            settings = load_from_args(args)
+            setup_logging(settings.log_level)
+            code = int(module.run(args, settings))
+        sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's flush
+        return code
+    except BrokenPipeError:  # before ConnectionError, which it is a kind of
+        return _reader_went_away()
     except (ConfigError, TaxonomyError) as exc:
         print(f"newsalert: {exc}", file=sys.stderr)
+        return 2
+    except StartError as exc:  # a port or directory to change in the settings: like a config error
+        print(f"newsalert {_command_name(args)}: {exc}", file=sys.stderr)
         return 2
     except (BrokerError, ConnectionError) as exc:  # the broker or the state database is down
         # One line (libpq's messages span several), naming the command: exit status 3.

@@ -171,10 +171,13 @@ def _add(args: argparse.Namespace, store: DeliveryStore, settings: Settings) -> 
     _check_subscription(config, settings)
     if config.webhook is not None:
         _check_webhook_url(config.webhook.url, settings)
+    if generated:
+        # First, flushed, and before the save: a reader that goes away early (`| head -1`)
+        # still has the one line it cannot get again, and if it went away before it, the
+        # write fails and no subscriber is saved with a secret nobody saw.
+        print(f"webhook secret (shown once; verify signatures with it): {generated}", flush=True)
     store.add_subscriber(config)
     print(f"subscriber {config.name!r} saved")
-    if generated:
-        print(f"webhook secret (shown once; verify signatures with it): {generated}")
     return 0
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -98,7 +100,8 @@ async def test_a_generated_secret_is_printed_once_and_signs(tmp_path, servers, c
     config = config_file(tmp_path, smtp.port)
     args = ["subscribers", "add", "hook-only", "--topic", "sanctions"]
     assert await cli(*args, "--webhook", receiver.url("/h"), "--config", config) == 0
-    secret = capsys.readouterr().out.split("): ")[1].strip()
+    out = capsys.readouterr().out
+    secret = next(line for line in out.splitlines() if "): " in line).split("): ")[1].strip()
     assert secret.startswith("whsec_")
     receiver.secret = secret
     assert await cli("subscribers", "test", "hook-only", "--config", config) == 0
@@ -285,3 +288,47 @@ async def test_newsalert_run_with_an_unreachable_database_says_so_and_exits(tmp_
     ], err.decode()
     assert "s3cret" not in (out + err).decode() and b"Traceback" not in err
     assert b"embedded broker" not in out  # nothing started for nothing
+
+
+def add_with_a_generated_secret(tmp_path: Path, stdout: int) -> subprocess.Popen[bytes]:
+    """`newsalert subscribers add` from a shell, its output into ``stdout`` (a pipe's end)."""
+    config = tmp_path / "newsalert.yaml"
+    config.write_text(
+        yaml.safe_dump({"data_dir": str(tmp_path / "data"), "allow_private_networks": "true"})
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSALERT_")}
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("newsalert")), "subscribers", "add", "desk"]
+        + ["--topic", "5g-security", "--webhook", "http://127.0.0.1:9/hook"]
+        + ["--config", str(config)],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+def test_subscribers_add_into_a_closed_pipe_exits_quietly_and_saves_no_unseen_secret(tmp_path):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `| head -c0`: the reader is gone before the first line
+    process = add_with_a_generated_secret(tmp_path, write_end)
+    os.close(write_end)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 141, err.decode()
+    assert err == b"", "no BrokenPipeError, no traceback, not a word"
+    with closing(DeliveryStore(tmp_path / "data" / "newsalert.sqlite3")) as store:
+        assert store.subscriber("desk") is None, "its secret never reached anyone"
+
+
+def test_a_reader_that_takes_one_line_gets_the_generated_secret(tmp_path):
+    process = add_with_a_generated_secret(tmp_path, subprocess.PIPE)
+    assert process.stdout is not None
+    first = process.stdout.readline().decode()  # `| head -n1`
+    process.stdout.close()
+    _, err = process.communicate(timeout=60)
+    assert first.startswith("webhook secret (shown once; verify signatures with it): whsec_")
+    assert process.returncode in (0, 141), err.decode()  # 141 if it wrote after the close
+    assert b"Traceback" not in err and b"Broken pipe" not in err
+    with closing(DeliveryStore(tmp_path / "data" / "newsalert.sqlite3")) as store:
+        saved = store.subscriber("desk")
+    assert saved is not None and saved.webhook is not None and saved.webhook.secret is not None
+    assert saved.webhook.secret.get_secret_value() == first.split("): ")[1].strip()
