@@ -350,6 +350,12 @@ class Settings(BaseSettings):
             raise ValueError("broker must look like kafka://HOST:PORT")
         return broker
 
+    @field_validator("allow_private_networks", mode="before")
+    @classmethod
+    def _yaml_boolean(cls, value: Any) -> Any:
+        # `allow_private_networks: true` in YAML is a boolean; it means what "true" means.
+        return str(value).lower() if isinstance(value, bool) else value
+
     @field_validator("allow_private_networks")
     @classmethod
     def _allow_list(cls, value: str) -> str:

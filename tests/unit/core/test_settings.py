@@ -79,3 +79,11 @@ def test_state_lives_in_postgres_when_database_url_is_set(tmp_path):
     url = "postgresql://na:secret@127.0.0.1:5432/na"
     assert load_settings(None, data_dir=tmp_path, database_url=url).state_database == url
     assert load_settings(None, data_dir=tmp_path).state_database == tmp_path / "newsalert.sqlite3"
+
+
+@pytest.mark.parametrize(
+    "written, meant", [("true", "true"), ("false", "false"), ('"true"', "true")]
+)
+def test_allow_private_networks_takes_a_yaml_boolean(tmp_path, written, meant):
+    path = write(tmp_path, f"allow_private_networks: {written}\n")
+    assert load_settings(path).allow_private_networks == meant
