@@ -9,11 +9,11 @@ STAMP := $(VENV)/.installed-stamp
 # The tests start their own PostgreSQL cluster from Debian's postgresql package's binaries.
 POSTGRES_INITDB = $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
 
+# The one notice every editable install prints ("Editable installation...", setuptools'
+# InformationOnly note, not a problem of ours) is filtered; any other warning shows.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# The one notice every editable install prints ("Editable installation...": an
-	# InformationOnly note, not a problem of ours) is filtered; any other warning shows.
 	PYTHONWARNINGS="ignore:Editable installation" \
 		$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
