@@ -180,6 +180,8 @@ class Service:
         say(f"metrics on http://{settings.metrics_host}:{self.http.port}/metrics")
 
         if streams:
+            if self.embedded is None:
+                await self._check_group_limits()
             await self._start_streams()
         if connectors:
             await self._start_connectors()
@@ -245,6 +247,29 @@ class Service:
         pages = SubscriberPages(store, Links("", store.link_key()))
         self.http.add_routes(pages.routes)
 
+    async def _check_group_limits(self) -> None:
+        """An external broker that would refuse the group session timeout: one line now,
+        not a group join that fails forever."""
+        from aiokafka.errors import KafkaError
+
+        from newsalert.brokerlimits import (
+            MAX_SESSION,
+            MIN_SESSION,
+            broker_configs,
+            session_timeout_problem,
+        )
+
+        try:
+            async with asyncio.timeout(BROKER_REACH_SECONDS):
+                bootstrap = self.broker_url.removeprefix("kafka://")
+                configs = await broker_configs(bootstrap, [MIN_SESSION, MAX_SESSION])
+        except (KafkaError, OSError, TimeoutError) as exc:  # not told: the join will say
+            log.info("broker limits not known (%s); joining anyway", one_line(exc))
+            return
+        problem = session_timeout_problem(self.settings.session_timeout_seconds, configs)
+        if problem is not None:
+            raise StartError(f"broker {self.broker_url}: {problem}")
+
     async def _start_streams(self) -> None:
         from alerts import agent as alert_agent
         from alerts.runtime import build_dispatcher
@@ -257,9 +282,11 @@ class Service:
             self.settings, self.broker_url, persist_state=self.embedded is not None
         )
         alert_agent.register(self.app, self.app.spikes_topic, self.dispatcher)
-        await self.app.start()
+        # Registered first: a start cancelled half way (a stop during the group join) still
+        # stops what the app had started.
         self.closers.append(self.app.stop)
         self.closers.append(self.app.save_state)
+        await self.app.start()
         self.tasks.append(asyncio.create_task(self.dispatcher.run(), name="dispatcher"))
 
     async def _start_connectors(self) -> None:
@@ -343,11 +370,13 @@ async def run_until_stopped(
     started = False
     try:
         try:
-            await service.start(streams=streams, connectors=connectors)
+            started = await _start_unless_stopped(service, stop, streams, connectors)
         except ConnectionError as unreachable:  # the state database (PostgreSQL)
             print(f"newsalert: {one_line(unreachable)}", file=sys.stderr, flush=True)
             return 3
-        started = True
+        if not started:
+            say("stopping during start-up")
+            return 0
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):  # not wait_for: it can swallow a cancel
@@ -361,5 +390,23 @@ async def run_until_stopped(
         return 0
     finally:
         await service.stop()
-        if started:  # after a failed start, its one error line is the last word
+        if started or stop.is_set():  # after a failed start, its error line is the last word
             say("stopped")
+
+
+async def _start_unless_stopped(
+    service: Service, stop: asyncio.Event, streams: bool, connectors: bool
+) -> bool:
+    """Start the service; a SIGINT/SIGTERM during start-up (a broker that is slow to answer,
+    a group join that waits) cancels the start at once. True when it started."""
+    starting = asyncio.create_task(service.start(streams=streams, connectors=connectors))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if starting.done():
+        starting.result()  # its error, if it failed
+        return True
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    return False

@@ -26,6 +26,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "NEWSALERT_"
+EMBEDDED_SESSION_TIMEOUT_SECONDS = 4.0
+KAFKA_SESSION_TIMEOUT_SECONDS = 10.0
 
 
 class ConfigError(Exception):
@@ -260,7 +262,9 @@ class Settings(BaseSettings):
 
     consumer_fetch_max_wait_ms: int = Field(default=10, ge=0, le=60000)
     producer_linger_ms: float = Field(default=1.0, ge=0)
-    broker_session_timeout_seconds: float = Field(default=4.0, ge=1.0)
+    # Unset: 4 s on the embedded broker (Tansu holds a first JoinGroup for about half of it),
+    # 10 s on any other (Apache Kafka refuses less than its group.min.session.timeout.ms, 6 s).
+    broker_session_timeout_seconds: float | None = Field(default=None, ge=1.0)
     broker_heartbeat_interval_seconds: float = Field(default=1.0, gt=0)
     process_batch_size: int = Field(default=200, ge=1)
     process_batch_seconds: float = Field(default=0.02, gt=0)
@@ -368,6 +372,17 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"not 'true', 'false' or a CIDR list: {cidr!r}") from exc
         return value
+
+    @property
+    def session_timeout_seconds(self) -> float:
+        """The consumer group session timeout in force: the setting, else the broker's default."""
+        if self.broker_session_timeout_seconds is not None:
+            return self.broker_session_timeout_seconds
+        return (
+            EMBEDDED_SESSION_TIMEOUT_SECONDS
+            if self.broker is None
+            else KAFKA_SESSION_TIMEOUT_SECONDS
+        )
 
     @property
     def database_path(self) -> Path:

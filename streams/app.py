@@ -63,6 +63,9 @@ def create_app(
         settings.app_id,
         broker=broker_url,
         store="memory://",
+        # Faust's own directory (table files, its version marker) under --data-dir, not in
+        # the working directory.
+        datadir=str(settings.data_dir / "faust"),
         autodiscover=False,
         web_enabled=False,
         topic_partitions=settings.partitions,
@@ -71,8 +74,8 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         # Tansu holds a first JoinGroup for about half the session timeout; Faust's 60 s
         # defaults would make the first join take ~30 s.
-        broker_session_timeout=settings.broker_session_timeout_seconds,
-        broker_rebalance_timeout=settings.broker_session_timeout_seconds,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_rebalance_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
         producer_linger=settings.producer_linger_ms / 1000.0,
     )

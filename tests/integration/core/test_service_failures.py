@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import re
+import signal
 import socket
 import sys
 import uuid
@@ -146,6 +147,42 @@ async def test_a_broker_that_never_answers_is_given_up_within_the_bound(tmp_path
     assert running.http is not None
     with pytest.raises(ConnectionRefusedError):  # the metrics endpoint was closed again
         await asyncio.open_connection("127.0.0.1", running.http.port)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_during_start_up_stops_the_service_within_seconds(tmp_path, signum):
+    """The broker takes connections but never answers: start-up waits (10 s), and a signal
+    sent meanwhile ends it at once, leaving nothing behind."""
+    run_id = uuid.uuid4().hex
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSALERT_")}
+        env.update(NEWSALERT_DATA_DIR=str(tmp_path / "data"), NEWSALERT_METRICS_PORT="0")
+        env[MARKER] = run_id
+        process = await asyncio.create_subprocess_exec(
+            str(NEWSALERT),
+            "run",
+            "--broker",
+            f"kafka://127.0.0.1:{silent.getsockname()[1]}",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        try:
+            async with asyncio.timeout(30):
+                while b"broker kafka://" not in await process.stdout.readline():
+                    pass
+            process.send_signal(signum)
+            async with asyncio.timeout(5):
+                out, err = await process.communicate()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 0, err.decode()
+    assert "stopping during start-up" in out.decode() and b"Traceback" not in err
+    assert processes_of(run_id) == []
 
 
 @pytest.fixture
