@@ -218,8 +218,9 @@ class LocalKafka:
             return
         cluster_id = self._cluster_id()
         done = subprocess.run(
-            [*self._java(lib, node), "kafka.tools.StorageTool", "format", "-t", cluster_id]
-            + ["-c", str(config)],
+            # --cluster-id=ID in one word: a base64 id may start with "-".
+            [*self._java(lib, node), "kafka.tools.StorageTool", "format"]
+            + [f"--cluster-id={cluster_id}", f"--config={config}"],
             capture_output=True,
             text=True,
             timeout=120,
