@@ -16,12 +16,29 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TopicNames:
-    raw_articles: str = "newsalert.articles.raw"
-    articles: str = "newsalert.articles.classified"
-    topic_hits: str = "newsalert.topic-hits"
-    spikes: str = "newsalert.spikes"
+    """The topics of one deployment, named after its ``app_id`` (which also names Faust's
+    consumer group and changelogs), so two deployments can share a broker without meeting.
+    The default app id ``newsalert`` gives ``newsalert.articles.raw`` and so on."""
 
-    def all(self, app_id: str) -> dict[str, dict[str, str]]:
+    app_id: str = "newsalert"
+
+    @property
+    def raw_articles(self) -> str:
+        return f"{self.app_id}.articles.raw"
+
+    @property
+    def articles(self) -> str:
+        return f"{self.app_id}.articles.classified"
+
+    @property
+    def topic_hits(self) -> str:
+        return f"{self.app_id}.topic-hits"
+
+    @property
+    def spikes(self) -> str:
+        return f"{self.app_id}.spikes"
+
+    def all(self) -> dict[str, dict[str, str]]:
         """Topic name -> topic config, the table changelogs included."""
         compacted = {"cleanup.policy": "compact"}
         return {
@@ -29,11 +46,8 @@ class TopicNames:
             self.articles: {},
             self.topic_hits: {},
             self.spikes: {},
-            changelog_topic(app_id, "spike-state"): compacted,
+            changelog_topic(self.app_id, "spike-state"): compacted,
         }
-
-
-TOPICS = TopicNames()
 
 
 def changelog_topic(app_id: str, table: str) -> str:
@@ -48,7 +62,7 @@ async def ensure_topics(bootstrap_servers: str, app_id: str, partitions: int) ->
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     try:
         await admin.start()  # inside: a broker that cannot be reached still gets it closed
-        wanted = TOPICS.all(app_id)
+        wanted = TopicNames(app_id).all()
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(name, partitions, 1, topic_configs=config)

@@ -501,12 +501,14 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from connectors.files import backfill
     from connectors.publisher import KafkaPublisher, bootstrap_from_broker_url
+    from streams.topics import TopicNames
 
     async def publish_all() -> int:
         from connectors.state import FeedState
 
         state = FeedState(settings.state_database)
-        publisher = KafkaPublisher(bootstrap_from_broker_url(broker))
+        topic = TopicNames(settings.app_id).raw_articles
+        publisher = KafkaPublisher(bootstrap_from_broker_url(broker), topic=topic)
         try:
             await publisher.start()
         except BaseException:

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from newsalert.settings import load_settings
 from streams.app import create_app
-from streams.topics import TOPICS, ensure_topics
+from streams.topics import TopicNames, ensure_topics
 from tests.conftest import eventually
 
 
@@ -48,7 +48,9 @@ async def test_table_changelog_restores_baselines_after_a_worker_restart(tmp_pat
         try:
             for i in range(10):
                 value = json.dumps(article(i, now)).encode()
-                await producer.send_and_wait(TOPICS.articles, value, key=f"a{i}".encode())
+                await producer.send_and_wait(
+                    TopicNames(settings.app_id).articles, value, key=f"a{i}".encode()
+                )
         finally:
             await producer.stop()
         await eventually(lambda: table.data.get("sanctions") is not None, 30, "state in the table")
