@@ -505,7 +505,10 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
 
     async def publish_all() -> int:
         from connectors.state import FeedState
+        from streams.topics import ensure_topics
 
+        # As `run` makes them: a topic the broker made on first use would get its partitions.
+        await ensure_topics(bootstrap_from_broker_url(broker), settings.app_id, settings.partitions)
         state = FeedState(settings.state_database)
         topic = TopicNames(settings.app_id).raw_articles
         publisher = KafkaPublisher(bootstrap_from_broker_url(broker), topic=topic)
