@@ -7,7 +7,6 @@ from typing import Protocol
 from aiokafka import AIOKafkaProducer
 
 from streams.records import RawArticle
-from streams.topics import TOPICS
 
 
 class Publisher(Protocol):
@@ -22,13 +21,14 @@ def bootstrap_from_broker_url(broker: str) -> str:
 
 
 class KafkaPublisher:
-    """Keyed by article id, so every version of one article lands on the same partition."""
+    """Keyed by article id, so every version of one article lands on the same partition.
+    ``topic`` is the deployment's raw topic: ``TopicNames(settings.app_id).raw_articles``."""
 
     def __init__(
         self,
         bootstrap_servers: str,
         *,
-        topic: str = TOPICS.raw_articles,
+        topic: str,
         linger_ms: float = 1.0,
         request_timeout_ms: int = 30000,
     ) -> None:

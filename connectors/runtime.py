@@ -10,6 +10,7 @@ from connectors.poller import FeedPoller
 from connectors.publisher import KafkaPublisher
 from connectors.state import FeedState
 from newsalert.settings import FeedConfig, Settings
+from streams.topics import TopicNames
 
 
 @dataclass
@@ -35,7 +36,11 @@ async def build_poller(settings: Settings, bootstrap_servers: str) -> ConnectorR
     state = FeedState(settings.state_database)  # a SQLite file, or PostgreSQL when configured
     state.sync_config(settings.feeds)
     fetcher = Fetcher(settings)
-    publisher = KafkaPublisher(bootstrap_servers, linger_ms=settings.producer_linger_ms)
+    publisher = KafkaPublisher(
+        bootstrap_servers,
+        topic=TopicNames(settings.app_id).raw_articles,
+        linger_ms=settings.producer_linger_ms,
+    )
     try:
         await publisher.start()
     except Exception:

@@ -21,7 +21,7 @@ from streams.records import Article, RawArticle, Spike, TopicHit
 from streams.spikes import agent as spikes_agent
 from streams.spikes.agent import SnapshotFile
 from streams.spikes.detector import SpikeDetector, SpikeRule
-from streams.topics import TOPICS
+from streams.topics import TopicNames
 from streams.transport import make_transport
 
 
@@ -81,10 +81,11 @@ def create_app(
     )
     app.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
 
-    raw_topic = app.topic(TOPICS.raw_articles, key_type=str, value_type=RawArticle)
-    articles_topic = app.topic(TOPICS.articles, key_type=str, value_type=Article)
-    hits_topic = app.topic(TOPICS.topic_hits, key_type=str, value_type=TopicHit)
-    spikes_topic = app.topic(TOPICS.spikes, key_type=str, value_type=Spike)
+    names = TopicNames(settings.app_id)
+    raw_topic = app.topic(names.raw_articles, key_type=str, value_type=RawArticle)
+    articles_topic = app.topic(names.articles, key_type=str, value_type=Article)
+    hits_topic = app.topic(names.topic_hits, key_type=str, value_type=TopicHit)
+    spikes_topic = app.topic(names.spikes, key_type=str, value_type=Spike)
 
     taxonomy = load_taxonomy(settings.taxonomy)
     processor = ArticleProcessor(

@@ -8,20 +8,43 @@ front matters because a broker auto-creating a topic on first use picks its own 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
+
+# Copies of each partition on a cluster of three or more brokers (Kafka's usual choice).
+MAX_REPLICAS = 3
 
 
 @dataclass(frozen=True)
 class TopicNames:
-    raw_articles: str = "newsalert.articles.raw"
-    articles: str = "newsalert.articles.classified"
-    topic_hits: str = "newsalert.topic-hits"
-    spikes: str = "newsalert.spikes"
+    """The topics of one deployment, named after its ``app_id`` (which also names Faust's
+    consumer group and changelogs), so two deployments can share a broker without meeting.
+    The default app id ``newsalert`` gives ``newsalert.articles.raw`` and so on."""
 
-    def all(self, app_id: str) -> dict[str, dict[str, str]]:
+    app_id: str = "newsalert"
+
+    @property
+    def raw_articles(self) -> str:
+        return f"{self.app_id}.articles.raw"
+
+    @property
+    def articles(self) -> str:
+        return f"{self.app_id}.articles.classified"
+
+    @property
+    def topic_hits(self) -> str:
+        return f"{self.app_id}.topic-hits"
+
+    @property
+    def spikes(self) -> str:
+        return f"{self.app_id}.spikes"
+
+    def all(self) -> dict[str, dict[str, str]]:
         """Topic name -> topic config, the table changelogs included."""
         compacted = {"cleanup.policy": "compact"}
         return {
@@ -29,11 +52,8 @@ class TopicNames:
             self.articles: {},
             self.topic_hits: {},
             self.spikes: {},
-            changelog_topic(app_id, "spike-state"): compacted,
+            changelog_topic(self.app_id, "spike-state"): compacted,
         }
-
-
-TOPICS = TopicNames()
 
 
 def changelog_topic(app_id: str, table: str) -> str:
@@ -41,22 +61,26 @@ def changelog_topic(app_id: str, table: str) -> str:
 
 
 async def ensure_topics(bootstrap_servers: str, app_id: str, partitions: int) -> None:
-    """Create missing topics with ``partitions`` partitions; warn where an existing one
+    """Create missing topics with ``partitions`` partitions, each on as many brokers as the
+    cluster has, up to 3 (one broker lost loses nothing); warn where an existing one
     differs (its changelog writes then wrap onto the partitions it has)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     try:
         await admin.start()  # inside: a broker that cannot be reached still gets it closed
-        wanted = TOPICS.all(app_id)
+        wanted = TopicNames(app_id).all()
         existing = set(await admin.list_topics())
+        brokers = len((await admin.describe_cluster()).get("brokers", [])) or 1
+        replicas = min(brokers, MAX_REPLICAS)
         missing = [
-            NewTopic(name, partitions, 1, topic_configs=config)
+            NewTopic(name, partitions, replicas, topic_configs=config)
             for name, config in wanted.items()
             if name not in existing
         ]
         if missing:
             await admin.create_topics(missing)
+            await _until_led(admin, [topic.name for topic in missing])
         described = await admin.describe_topics([n for n in wanted if n in existing])
         for topic in described:
             count = len(topic.get("partitions", []))
@@ -69,3 +93,21 @@ async def ensure_topics(bootstrap_servers: str, app_id: str, partitions: int) ->
                 )
     finally:
         await admin.close()
+
+
+async def _until_led(admin: Any, names: list[str], timeout_seconds: float = 10.0) -> None:
+    """Until every partition of the new topics has a leader. Kafka elects them within a
+    second of creating a topic; a producer that comes first is told NOT_LEADER and retries
+    with a warning in the log. This spares most of those (a broker takes the lead a moment
+    after the metadata names it); after the deadline the producers' retries take over."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        described = await admin.describe_topics(names)
+        if all(
+            not topic.get("error_code")
+            and topic.get("partitions")
+            and all(partition.get("leader", -1) >= 0 for partition in topic["partitions"])
+            for topic in described
+        ):
+            return
+        await asyncio.sleep(0.05)

@@ -501,12 +501,17 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from connectors.files import backfill
     from connectors.publisher import KafkaPublisher, bootstrap_from_broker_url
+    from streams.topics import TopicNames
 
     async def publish_all() -> int:
         from connectors.state import FeedState
+        from streams.topics import ensure_topics
 
+        # As `run` makes them: a topic the broker made on first use would get its partitions.
+        await ensure_topics(bootstrap_from_broker_url(broker), settings.app_id, settings.partitions)
         state = FeedState(settings.state_database)
-        publisher = KafkaPublisher(bootstrap_from_broker_url(broker))
+        topic = TopicNames(settings.app_id).raw_articles
+        publisher = KafkaPublisher(bootstrap_from_broker_url(broker), topic=topic)
         try:
             await publisher.start()
         except BaseException:

@@ -1,4 +1,5 @@
-"""The local servers every end-to-end test points the service at."""
+"""The local servers every end-to-end test points the service at, and the broker: its own
+embedded one, or the session's Apache Kafka."""
 
 from __future__ import annotations
 
@@ -6,6 +7,18 @@ import pytest
 
 from newsalert.demo import DEMO_SECRET
 from newsalert.localservers import FeedServer, SmtpSink, WebhookReceiver
+from tests.conftest import KAFKA_SETTINGS, new_app_id
+
+
+@pytest.fixture
+def service_broker(broker_kind: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """NEWSALERT_* variables choosing the service's broker: none for the embedded broker
+    `newsalert run` starts itself; the session's Kafka and an app id of this test's own."""
+    if broker_kind == "embedded":
+        return {}
+    kafka = request.getfixturevalue("kafka_cluster")
+    settings = {"broker": kafka.url, "app_id": new_app_id(), **KAFKA_SETTINGS}
+    return {f"NEWSALERT_{name.upper()}": str(value) for name, value in settings.items()}
 
 
 @pytest.fixture

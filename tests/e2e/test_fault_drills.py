@@ -22,13 +22,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 from newsalert.localkafka import LocalKafka
 from newsalert.localservers import FeedServer
 from streams.records import RawArticle
-from streams.topics import TOPICS
+from streams.topics import TopicNames
+
+TOPICS = TopicNames()  # the default app id: the drills run newsalert with its defaults
 from tests.faultproxy import FaultProxy
 
 NEWSALERT = Path(sys.executable).with_name("newsalert")
 ARTICLES = Path("/work/shared/data/articles/reuters-fulltext.jsonl")
 
-pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
+pytestmark = [pytest.mark.only_broker("kafka"), pytest.mark.e2e]
 
 
 def article_rows() -> list[dict]:

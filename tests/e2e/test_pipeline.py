@@ -1,5 +1,6 @@
-"""The whole service as a user runs it (`newsalert run`), against real local servers:
-embedded broker, a feed server, a webhook receiver and an SMTP server.
+"""The whole service as a user runs it (`newsalert run`), against real local servers: a feed
+server, a webhook receiver and an SMTP server; and a broker, each kind: the embedded one the
+service starts itself, or Apache Kafka named with NEWSALERT_BROKER (``service_broker``).
 """
 
 from __future__ import annotations
@@ -121,13 +122,14 @@ def write_config(
 
 
 async def test_huawei_burst_alerts_once_by_webhook_and_email_and_sport_alerts_nobody(
-    tmp_path, servers
+    tmp_path, servers, service_broker
 ):
     feeds, receiver, smtp = servers
     sport = dated(load_demo_articles("sport"), time.time())
     feeds.set_feed("/sport.xml", "Sport Wire", sport)
     feeds.set_feed("/tech.xml", "Telecom Wire", [])
-    service = await start_service(write_config(tmp_path, feeds, receiver, smtp), tmp_path / "data")
+    config = write_config(tmp_path, feeds, receiver, smtp)
+    service = await start_service(config, tmp_path / "data", **service_broker)
     try:
         await eventually(
             lambda: feeds.requests.count("/tech.xml") >= 1, 30, "first poll of the feeds"
@@ -179,6 +181,7 @@ async def _eventually_async(check, timeout_seconds: float, what: str) -> None:
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.only_broker("embedded")  # the embedded broker's life and its memory-only topics
 async def test_sigterm_stops_the_embedded_broker_and_restart_does_not_republish(tmp_path, servers):
     feeds, receiver, smtp = servers
     sport = dated(load_demo_articles("sport"), time.time())
@@ -228,13 +231,15 @@ def _process_listening(port: str) -> bool:
     return False
 
 
-async def test_sighup_reloads_subscriptions_and_a_broken_config_is_refused(tmp_path, servers):
+async def test_sighup_reloads_subscriptions_and_a_broken_config_is_refused(
+    tmp_path, servers, service_broker
+):
     feeds, receiver, smtp = servers
     feeds.set_feed("/sport.xml", "Sport Wire", [])
     feeds.set_feed("/tech.xml", "Telecom Wire", [])
     config = write_config(tmp_path, feeds, receiver, smtp)
     data_dir = tmp_path / "data"
-    service = await start_service(config, data_dir)
+    service = await start_service(config, data_dir, **service_broker)
     try:
         data = yaml.safe_load(config.read_text())
         data["subscriptions"].append(

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_state_in_postgresql_alerts_once_and_survives_a_restart(
-    tmp_path, servers, postgres_url
+    tmp_path, servers, postgres_url, service_broker
 ):
     feeds, receiver, smtp = servers
     burst = dated(load_demo_articles("huawei-5g"), time.time())
@@ -27,7 +27,8 @@ async def test_state_in_postgresql_alerts_once_and_survives_a_restart(
     config = write_config(tmp_path, feeds, receiver, smtp)
     data_dir = tmp_path / "data"
 
-    service = await start_service(config, data_dir, NEWSALERT_DATABASE_URL=postgres_url)
+    state = {"NEWSALERT_DATABASE_URL": postgres_url, **service_broker}
+    service = await start_service(config, data_dir, **state)
     try:
         assert service.find(f"state is kept in {postgres_url}"), "\n".join(service.lines)
         await eventually(lambda: receiver.received and smtp.messages, 40, "webhook and e-mail")
@@ -54,9 +55,9 @@ async def test_state_in_postgresql_alerts_once_and_survives_a_restart(
         webhook_id = next(m for c, _, m in outbox if c == "webhook")
         assert hook.headers["webhook-id"] == webhook_id
 
-    # Restarted (the embedded broker's topics are gone): the feeds' entries are known, so
-    # nothing is published again, and the delivered alert is not sent again.
-    again = await start_service(config, data_dir, NEWSALERT_DATABASE_URL=postgres_url)
+    # Restarted (the embedded broker's topics are gone, Kafka's are not): the feeds' entries
+    # are known, so nothing is published again, and the delivered alert is not sent again.
+    again = await start_service(config, data_dir, **state)
     try:
         polls = feeds.requests.count("/tech.xml")
         await eventually(lambda: feeds.requests.count("/tech.xml") >= polls + 3, 20, "re-polls")

@@ -11,14 +11,16 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from connectors.identity import article_id
 from newsalert.cli import main
 from streams.records import RawArticle
-from streams.topics import TOPICS
+from streams.topics import TopicNames
 
 
-async def test_backfill_publishes_each_article_once(embedded_broker, tmp_path, capsys):
-    admin = AIOKafkaAdminClient(bootstrap_servers=embedded_broker.bootstrap_servers)
+async def test_backfill_publishes_each_article_once(broker, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NEWSALERT_APP_ID", broker.app_id)
+    raw_topic = TopicNames(broker.app_id).raw_articles
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(TOPICS.raw_articles, 1, 1)])
+        await admin.create_topics([NewTopic(raw_topic, 1, 1)])
     finally:
         await admin.close()
     lines = tmp_path / "cnbc.jsonl"
@@ -42,7 +44,7 @@ async def test_backfill_publishes_each_article_once(embedded_broker, tmp_path, c
         "backfill",
         str(lines),
         "--broker",
-        embedded_broker.url,
+        broker.url,
         "--data-dir",
         str(tmp_path),
     ]
@@ -52,8 +54,8 @@ async def test_backfill_publishes_each_article_once(embedded_broker, tmp_path, c
     assert f"{lines}: jsonl, 3 entries, 0 published" in capsys.readouterr().out  # ... and idle
 
     consumer = AIOKafkaConsumer(
-        TOPICS.raw_articles,
-        bootstrap_servers=embedded_broker.bootstrap_servers,
+        raw_topic,
+        bootstrap_servers=broker.bootstrap_servers,
         auto_offset_reset="earliest",
     )
     await consumer.start()

@@ -1,4 +1,5 @@
-"""KafkaPublisher against a real Kafka-protocol broker (the embedded Tansu, memory-only)."""
+"""KafkaPublisher against a real Kafka-protocol broker: each kind for the round trip, the
+embedded Tansu (its process killed) for a broker that stops answering."""
 
 from __future__ import annotations
 
@@ -67,11 +68,6 @@ def broker_process():
             process.wait()
 
 
-@pytest.fixture
-def broker(broker_process):
-    return broker_process[0]
-
-
 async def create_topic(bootstrap: str, topic: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -82,9 +78,9 @@ async def create_topic(bootstrap: str, topic: str) -> None:
 
 
 async def test_publish_returns_after_the_broker_has_the_keyed_record(broker):
-    topic = "test.articles.raw"
-    await create_topic(broker, topic)
-    publisher = KafkaPublisher(broker, topic=topic, linger_ms=1)
+    topic = broker.topic("articles.raw")
+    await create_topic(broker.bootstrap_servers, topic)
+    publisher = KafkaPublisher(broker.bootstrap_servers, topic=topic, linger_ms=1)
     await publisher.start()
     article = RawArticle(
         article_id="a0123456789abcdef01234567",
@@ -96,7 +92,9 @@ async def test_publish_returns_after_the_broker_has_the_keyed_record(broker):
         published=1_705_320_000.0,
         fetched_at=1_705_320_100.0,
     )
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=broker.bootstrap_servers, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         await publisher.publish(article)
@@ -109,6 +107,7 @@ async def test_publish_returns_after_the_broker_has_the_keyed_record(broker):
     assert RawArticle.loads(record.value) == article
 
 
+@pytest.mark.only_broker("embedded")  # kills the broker: not the session's Kafka
 async def test_publish_raises_when_the_broker_does_not_acknowledge(broker_process):
     bootstrap, process = broker_process
     topic = "test.articles.unacked"

@@ -9,6 +9,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from newsalert.broker import BrokerError, EmbeddedBroker
 
+pytestmark = pytest.mark.only_broker("embedded")
+
 
 async def test_embedded_broker_round_trips_a_message_and_stops(embedded_broker):
     producer = AIOKafkaProducer(bootstrap_servers=embedded_broker.bootstrap_servers)

@@ -16,12 +16,10 @@ from newsalert.localkafka import LocalKafka
 NEWSALERT = Path(sys.executable).with_name("newsalert")
 
 
-@pytest.fixture(scope="module")
-def apache_kafka(tmp_path_factory):
-    kafka = LocalKafka(tmp_path_factory.mktemp("kafka"))
-    asyncio.run(kafka.start())  # the JVM outlives this loop; stop() needs none
-    yield kafka
-    kafka.stop()
+@pytest.fixture
+def apache_kafka(kafka_cluster: LocalKafka) -> LocalKafka:
+    """The session's Apache Kafka (tests/conftest.py); each test runs with an app id of its own."""
+    return kafka_cluster
 
 
 async def start(tmp_path, broker: str, **settings: str) -> asyncio.subprocess.Process:
@@ -39,7 +37,7 @@ async def start(tmp_path, broker: str, **settings: str) -> asyncio.subprocess.Pr
     )
 
 
-@pytest.mark.kafka
+@pytest.mark.only_broker("kafka")
 async def test_run_with_its_defaults_joins_apache_kafka_and_stops_on_sigterm(
     tmp_path, apache_kafka
 ):
@@ -61,7 +59,7 @@ async def test_run_with_its_defaults_joins_apache_kafka_and_stops_on_sigterm(
     assert not (tmp_path / "newsalert-data").exists()
 
 
-@pytest.mark.kafka
+@pytest.mark.only_broker("kafka")
 async def test_a_session_timeout_kafka_refuses_is_one_line_naming_setting_and_limit(
     tmp_path, apache_kafka
 ):
