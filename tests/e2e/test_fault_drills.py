@@ -23,10 +23,9 @@ from newsalert.localkafka import LocalKafka
 from newsalert.localservers import FeedServer
 from streams.records import RawArticle
 from streams.topics import TopicNames
-
-TOPICS = TopicNames()  # the default app id: the drills run newsalert with its defaults
 from tests.faultproxy import FaultProxy
 
+TOPICS = TopicNames()  # the default app id: the drills run newsalert with its defaults
 NEWSALERT = Path(sys.executable).with_name("newsalert")
 ARTICLES = Path("/work/shared/data/articles/reuters-fulltext.jsonl")
 
