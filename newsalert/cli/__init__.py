@@ -36,6 +36,7 @@ COMMAND_GROUPS = (
     "subscribers",
     "silences",
     "deliveries",
+    "deadletters",
     "classify",
     "eval",
     "backtest",
