@@ -4,7 +4,8 @@ connectors --raw_articles--> process-articles --articles--> topic-hits
     --topic_hits (keyed by topic/entity)--> detect-spikes --spikes--> alert -> outbox
 
 The alert agent (alerts/agent.py) is attached to ``app.spikes_topic`` by newsalert/service.py:
-streams/ does not import alerts/.
+streams/ does not import alerts/. Every agent sends a record it can never process to the
+dead-letter topic and goes on (streams/deadletters.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import faust
 from newsalert.settings import Settings
 from streams import articles
 from streams.classify.taxonomy import load_taxonomy
+from streams.deadletters import DeadLetters, undecoded
 from streams.pipeline import ArticleProcessor
 from streams.records import Article, RawArticle, Spike, TopicHit
 from streams.spikes import agent as spikes_agent
@@ -35,8 +37,10 @@ class NewsalertApp(faust.App):
         # Called by the service before the app stops: state that must outlive the process.
         self.state_savers: list[Any] = []
         self.detector: SpikeDetector | None = None  # for tests and diagnostics
-        # Where spike events go; the service attaches the alert agent to it (alerts/agent.py).
+        # Spike events, as bytes: the service attaches the alert agent to it (alerts/agent.py),
+        # which decodes each and sends what it cannot process to ``dead_letters``.
         self.spikes_topic: Any = None
+        self.dead_letters = DeadLetters(self)
 
     def save_state(self) -> None:
         for save in self.state_savers:
@@ -98,9 +102,18 @@ def create_app(
     entities = {e: taxonomy.entity_spellings(e) for e in settings.spike.entities}
     snapshot = SnapshotFile(settings.data_dir / "spike-state.json") if persist_state else None
     batch = (settings.process_batch_size, settings.process_batch_seconds)
-    articles.register(app, raw_topic, articles_topic, processor, *batch)
+    dead_letters = app.dead_letters
+    articles.register(app, raw_topic, articles_topic, processor, dead_letters, *batch)
     spikes_agent.register(
-        app, articles_topic, hits_topic, spikes_topic, detector, entities, snapshot, *batch
+        app,
+        articles_topic,
+        hits_topic,
+        spikes_topic,
+        detector,
+        entities,
+        snapshot,
+        dead_letters,
+        *batch,
     )
-    app.spikes_topic = spikes_topic
+    app.spikes_topic = undecoded(spikes_topic)
     return app

@@ -12,7 +12,12 @@ ARTICLES_CLASSIFIED = Counter(
     "newsalert_articles_classified_total", "Articles put in a topic", ["topic"]
 )
 ARTICLES_FAILED = Counter(
-    "newsalert_articles_failed_total", "Articles that could not be processed (logged)"
+    "newsalert_articles_failed_total", "Articles that could not be processed (dead letters)"
+)
+DEAD_LETTERS = Counter(
+    "newsalert_dead_letters_total",
+    "Records an agent could never process, sent to the dead-letter topic with their error",
+    ["stage"],
 )
 ARTICLES_LATE = Counter(
     "newsalert_articles_late_total",

@@ -5,13 +5,19 @@ Timestamps are UTC epoch seconds (floats) so that event-time arithmetic is plain
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import binascii
+import json
+from typing import Any, TypeVar
 
 import faust
 
 RAW_ARTICLE_VERSION = 1
 ARTICLE_VERSION = 1
 SPIKE_VERSION = 1
+DEAD_LETTER_VERSION = 1
+
+R = TypeVar("R", bound=faust.Record)
 
 
 class RawArticle(faust.Record, serializer="json", include_metadata=False):
@@ -83,3 +89,99 @@ class Spike(faust.Record, serializer="json", include_metadata=False):
     top_terms: list[str]
     recent_counts: list[dict[str, Any]]  # {"start": epoch, "count": int}, oldest first
     version: int = SPIKE_VERSION
+
+
+class DeadLetter(faust.Record, serializer="json", include_metadata=False):
+    """A record an agent could never process, with its error, on the dead-letter topic.
+
+    ``key`` and ``value`` are the original bytes: as text when they are UTF-8
+    (``*_encoding`` ``"utf-8"``), else base64 (``"base64"``); None when the record had none.
+    """
+
+    stage: str  # the agent: process-articles, topic-hits, detect-spikes, alert
+    topic: str  # where the record was read
+    partition: int
+    offset: int
+    key: str | None
+    key_encoding: str
+    value: str | None
+    value_encoding: str
+    error: str  # "Type: message", on one line
+    failed_at: float  # UTC epoch seconds
+    version: int = DEAD_LETTER_VERSION
+
+    @classmethod
+    def of(cls, stage: str, message: Any, error: BaseException, now: float) -> DeadLetter:
+        """The dead letter of ``message`` (a Kafka message: topic, partition, offset, key and
+        value bytes) that ``stage`` failed on with ``error``."""
+        key, key_encoding = as_text(message.key)
+        value, value_encoding = as_text(message.value)
+        return cls(
+            stage=stage,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=key,
+            key_encoding=key_encoding,
+            value=value,
+            value_encoding=value_encoding,
+            error=error_line(error),
+            failed_at=now,
+        )
+
+    def original_key(self) -> bytes | None:
+        return as_bytes(self.key, self.key_encoding)
+
+    def original_value(self) -> bytes | None:
+        return as_bytes(self.value, self.value_encoding)
+
+
+class UndecodableRecord(ValueError):
+    """A payload that is not the record its topic carries: it can never be processed."""
+
+
+def decode(record_type: type[R], value: bytes | None) -> R:
+    """The record in ``value`` (JSON), or UndecodableRecord saying why not. Agents read their
+    topics as bytes and decode here, so that a bad payload reaches them (and the dead-letter
+    topic) instead of stopping the stream inside Faust's decoder."""
+    if value is None:
+        raise UndecodableRecord("no value (a tombstone)")
+    try:
+        data = json.loads(value)
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise UndecodableRecord(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UndecodableRecord(f"a JSON {type(data).__name__}, not an object")
+    options = record_type._options
+    missing = [name for name in options.fields if name not in data and name not in options.defaults]
+    if missing:
+        raise UndecodableRecord(f"not a {record_type.__name__}: no {', '.join(missing)}")
+    return record_type.from_data(data)
+
+
+def error_line(error: BaseException) -> str:
+    """``Type: message`` on one line."""
+    message = " ".join(str(error).split())
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def as_text(data: bytes | None) -> tuple[str | None, str]:
+    """Bytes as (text, encoding): the text itself when it is UTF-8, else base64."""
+    if data is None:
+        return None, "utf-8"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode("ascii"), "base64"
+
+
+def as_bytes(text: str | None, encoding: str) -> bytes | None:
+    """The bytes :func:`as_text` was given."""
+    if text is None:
+        return None
+    if encoding == "base64":
+        try:
+            return base64.b64decode(text, validate=True)
+        except binascii.Error as exc:
+            raise UndecodableRecord(f"not base64: {exc}") from None
+    return text.encode("utf-8")

@@ -1,9 +1,10 @@
 """Kafka topic names and layout in one place, and ``ensure_topics`` to create them.
 
-Every topic gets the same partition count (``partitions`` setting): the spike-state table's
-changelog must have as many partitions as the topic-hits stream it follows. Creating them up
-front matters because a broker auto-creating a topic on first use picks its own default
-(Tansu: 4, Kafka: ``num.partitions``) while Faust would declare the changelog with ours.
+Every topic the app reads gets the same partition count (``partitions`` setting): the
+spike-state table's changelog must have as many partitions as the topic-hits stream it follows.
+Creating them up front matters because a broker auto-creating a topic on first use picks its own
+default (Tansu: 4, Kafka: ``num.partitions``) while Faust would declare the changelog with ours.
+The dead-letter topic, which no agent reads, has one partition: its offsets name its records.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class TopicNames:
     def spikes(self) -> str:
         return f"{self.app_id}.spikes"
 
+    @property
+    def deadletters(self) -> str:
+        """Records an agent could never process, with their error (streams/deadletters.py)."""
+        return f"{self.app_id}.deadletters"
+
     def all(self) -> dict[str, dict[str, str]]:
         """Topic name -> topic config, the table changelogs included."""
         compacted = {"cleanup.policy": "compact"}
@@ -52,8 +58,13 @@ class TopicNames:
             self.articles: {},
             self.topic_hits: {},
             self.spikes: {},
+            self.deadletters: {},
             changelog_topic(self.app_id, "spike-state"): compacted,
         }
+
+    def partitions_of(self, name: str, partitions: int) -> int:
+        """How many partitions topic ``name`` has when the setting says ``partitions``."""
+        return 1 if name == self.deadletters else partitions
 
 
 def changelog_topic(app_id: str, table: str) -> str:
@@ -69,12 +80,13 @@ async def ensure_topics(bootstrap_servers: str, app_id: str, partitions: int) ->
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     try:
         await admin.start()  # inside: a broker that cannot be reached still gets it closed
-        wanted = TopicNames(app_id).all()
+        names = TopicNames(app_id)
+        wanted = names.all()
         existing = set(await admin.list_topics())
         brokers = len((await admin.describe_cluster()).get("brokers", [])) or 1
         replicas = min(brokers, MAX_REPLICAS)
         missing = [
-            NewTopic(name, partitions, replicas, topic_configs=config)
+            NewTopic(name, names.partitions_of(name, partitions), replicas, topic_configs=config)
             for name, config in wanted.items()
             if name not in existing
         ]
@@ -84,7 +96,7 @@ async def ensure_topics(bootstrap_servers: str, app_id: str, partitions: int) ->
         described = await admin.describe_topics([n for n in wanted if n in existing])
         for topic in described:
             count = len(topic.get("partitions", []))
-            if count and count != partitions:
+            if count and count != names.partitions_of(topic["topic"], partitions):
                 log.warning(
                     "topic %s has %d partitions, the partitions setting says %d",
                     topic["topic"],

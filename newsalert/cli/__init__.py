@@ -37,6 +37,7 @@ COMMAND_GROUPS = (
     "subscribers",
     "silences",
     "deliveries",
+    "deadletters",
     "classify",
     "eval",
     "backtest",

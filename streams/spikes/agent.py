@@ -19,7 +19,8 @@ from typing import Any
 import faust
 
 from streams import metrics
-from streams.records import Article, Spike, TopicHit
+from streams.deadletters import DeadLetters, undecoded
+from streams.records import Article, Spike, TopicHit, decode
 from streams.spikes import hits
 from streams.spikes.detector import SpikeDetector
 
@@ -72,6 +73,7 @@ def register(
     detector: SpikeDetector,
     entities: dict[str, list[str]],
     snapshot: SnapshotFile | None,
+    dead_letters: DeadLetters,
     batch_size: int,
     batch_seconds: float,
 ) -> Any:
@@ -80,11 +82,16 @@ def register(
         log.info("spike baselines restored from %s", snapshot.path)
     dirty = {"since": 0.0}
 
-    @app.agent(articles_topic, name="topic-hits")
-    async def topic_hits(stream: faust.StreamT[Article]) -> None:
-        async for batch in stream.take(batch_size, within=batch_seconds):
-            for article in batch:
-                for hit in hits_for(article, entities):
+    @app.agent(undecoded(articles_topic), name="topic-hits")
+    async def topic_hits(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(batch_size, within=batch_seconds):
+            for event in events:
+                try:
+                    found = hits_for(decode(Article, event.value), entities)
+                except Exception as exc:  # a record that can never be counted
+                    await dead_letters.send("topic-hits", event.message, exc)
+                    continue
+                for hit in found:
                     await hits_topic.send(key=hit.key, value=hit)
 
     async def save_key(key: str, partition: int) -> None:
@@ -107,23 +114,26 @@ def register(
                 return
         log.warning("spike state of %s not written: changelog partition %d unknown", key, partition)
 
-    @app.agent(hits_topic, name="detect-spikes")
-    async def detect_spikes(stream: faust.StreamT[TopicHit]) -> None:
+    @app.agent(undecoded(hits_topic), name="detect-spikes")
+    async def detect_spikes(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(batch_size, within=batch_seconds):
             # The table is written once per key after the batch, when no current event names
             # a partition: each key's changelog goes to the partition its hits came from.
             touched: dict[str, int] = {}
             for event in events:
-                hit = event.value
-                if not detector.knows(hit.key) and table.get(hit.key) is not None:
-                    detector.restore_key(hit.key, table[hit.key])  # recovered from changelog
-                counted = hits.Hit(hit.key, list(hit.terms), hits.story_ref(hit))
-                spikes, late = hits.observe(detector, counted)
+                try:
+                    hit = decode(TopicHit, event.value)
+                    if not detector.knows(hit.key) and table.get(hit.key) is not None:
+                        detector.restore_key(hit.key, table[hit.key])  # recovered from changelog
+                    counted = hits.Hit(hit.key, list(hit.terms), hits.story_ref(hit))
+                    found, late = hits.observe(detector, counted)
+                    spikes = [Spike(detected_at=time.time(), **asdict(s)) for s in found]
+                except Exception as exc:  # a record that can never be counted
+                    await dead_letters.send("detect-spikes", event.message, exc)
+                    continue
                 for spike in spikes:
                     metrics.SPIKES.labels(spike.topic, spike.state).inc()
-                    await spikes_topic.send(
-                        key=spike.topic, value=Spike(detected_at=time.time(), **asdict(spike))
-                    )
+                    await spikes_topic.send(key=spike.topic, value=spike)
                 if late:
                     metrics.ARTICLES_LATE.inc()
                 touched[hit.key] = event.message.partition
