@@ -41,6 +41,9 @@ class NewsalertApp(faust.App):
         # which decodes each and sends what it cannot process to ``dead_letters``.
         self.spikes_topic: Any = None
         self.dead_letters = DeadLetters(self)
+        # Faust honours processing_guarantee only in a worker (faust.Worker sets this); the
+        # service runs the app itself, as its worker.
+        self.in_worker = True
 
     def save_state(self) -> None:
         for save in self.state_savers:
@@ -79,6 +82,7 @@ def create_app(
         broker_rebalance_timeout=settings.broker_session_timeout_seconds,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
         producer_linger=settings.producer_linger_ms / 1000.0,
+        processing_guarantee=settings.processing_guarantee,
     )
     app.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
 
