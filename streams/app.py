@@ -5,7 +5,9 @@ connectors --raw_articles--> process-articles --articles--> topic-hits
 
 The alert agent (alerts/agent.py) is attached to ``app.spikes_topic`` by newsalert/service.py:
 streams/ does not import alerts/. Every agent sends a record it can never process to the
-dead-letter topic and goes on (streams/deadletters.py).
+dead-letter topic and goes on (streams/deadletters.py). Each agent runs one actor (Faust's
+``concurrency=1``, the default): with more, Faust can commit an offset past a record another
+actor is still processing (faust-streaming issue 606), and a crash then loses that record.
 """
 
 from __future__ import annotations
