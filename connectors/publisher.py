@@ -22,7 +22,12 @@ def bootstrap_from_broker_url(broker: str) -> str:
 
 class KafkaPublisher:
     """Keyed by article id, so every version of one article lands on the same partition.
-    ``topic`` is the deployment's raw topic: ``TopicNames(settings.app_id).raw_articles``."""
+    ``topic`` is the deployment's raw topic: ``TopicNames(settings.app_id).raw_articles``.
+
+    ``idempotent`` (Apache Kafka): the broker drops the copy a retried send would otherwise
+    add, and keeps each partition in send order. The embedded broker has no idempotent
+    producer, so there sends stay plain.
+    """
 
     def __init__(
         self,
@@ -31,6 +36,7 @@ class KafkaPublisher:
         topic: str,
         linger_ms: float = 1.0,
         request_timeout_ms: int = 30000,
+        idempotent: bool = False,
     ) -> None:
         self.topic = topic
         self._producer = AIOKafkaProducer(
@@ -38,7 +44,16 @@ class KafkaPublisher:
             linger_ms=linger_ms,
             acks="all",
             request_timeout_ms=request_timeout_ms,
+            enable_idempotence=idempotent,
         )
+
+    @property
+    def producer_id(self) -> int | None:
+        """The id the broker gave this idempotent producer (None: plain sends, or not yet)."""
+        manager = self._producer._txn_manager  # aiokafka's idempotence bookkeeping
+        if manager is None or manager.producer_id < 0:
+            return None
+        return int(manager.producer_id)
 
     async def start(self) -> None:
         await self._producer.start()

@@ -36,10 +36,12 @@ async def build_poller(settings: Settings, bootstrap_servers: str) -> ConnectorR
     state = FeedState(settings.state_database)  # a SQLite file, or PostgreSQL when configured
     state.sync_config(settings.feeds)
     fetcher = Fetcher(settings)
+    # No broker setting: the embedded one, which has no idempotent producer.
     publisher = KafkaPublisher(
         bootstrap_servers,
         topic=TopicNames(settings.app_id).raw_articles,
         linger_ms=settings.producer_linger_ms,
+        idempotent=settings.broker is not None,
     )
     try:
         await publisher.start()

@@ -63,6 +63,7 @@ async def check_settings(settings: Settings) -> Preflight:
     for topic in settings.spike.topics:
         if topic not in taxonomy.topics:
             problems.append(f"spike.topics.{topic}: {unknown_topic(topic, taxonomy)}")
+    problems += guarantee_problems(settings)
     refused, warnings = await _check_urls(settings)
     problems += refused
     if problems:
@@ -71,6 +72,28 @@ async def check_settings(settings: Settings) -> Preflight:
             "invalid configuration:\n  " + "\n  ".join(f"{origin}: {p}" for p in problems)
         )
     return Preflight(taxonomy, warnings)
+
+
+def guarantee_problems(settings: Settings) -> list[str]:
+    """exactly_once where it cannot hold: refused, never quietly weakened."""
+    if settings.processing_guarantee != "exactly_once":
+        return []
+    if not settings.broker:
+        return [
+            "processing_guarantee: exactly_once needs Apache Kafka (transactions); the "
+            "embedded broker has none: set broker: kafka://HOST:PORT, or processing_guarantee: "
+            "at_least_once"
+        ]
+    if settings.partitions > 1:
+        # faust-streaming puts a record sent to partition N in the transaction of input
+        # partition N, committed only when that partition's input moves: a spike's topic hits
+        # can wait there unread until Kafka aborts them.
+        return [
+            f"processing_guarantee: exactly_once needs partitions: 1 (not {settings.partitions}): "
+            "with more, Faust commits what an agent sends to another partition only when that "
+            "partition's own input moves, so records can stay unread"
+        ]
+    return []
 
 
 def user_urls(settings: Settings) -> list[tuple[str, str]]:

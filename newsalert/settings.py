@@ -259,6 +259,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     app_id: str = "newsalert"
     partitions: int = Field(default=1, ge=1)
+    # exactly_once: the stream workers read, write and commit in Kafka transactions (Apache
+    # Kafka only, one partition; README "Delivery guarantees"). at_least_once: after a crash
+    # a record may be processed again, and the idempotency keys downstream absorb it.
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
 
     consumer_fetch_max_wait_ms: int = Field(default=10, ge=0, le=60000)
     producer_linger_ms: float = Field(default=1.0, ge=0)

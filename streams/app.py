@@ -5,7 +5,9 @@ connectors --raw_articles--> process-articles --articles--> topic-hits
 
 The alert agent (alerts/agent.py) is attached to ``app.spikes_topic`` by newsalert/service.py:
 streams/ does not import alerts/. Every agent sends a record it can never process to the
-dead-letter topic and goes on (streams/deadletters.py).
+dead-letter topic and goes on (streams/deadletters.py). Each agent runs one actor (Faust's
+``concurrency=1``, the default): with more, Faust can commit an offset past a record another
+actor is still processing (faust-streaming issue 606), and a crash then loses that record.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class NewsalertApp(faust.App):
         # which decodes each and sends what it cannot process to ``dead_letters``.
         self.spikes_topic: Any = None
         self.dead_letters = DeadLetters(self)
+        # Faust honours processing_guarantee only in a worker (faust.Worker sets this); the
+        # service runs the app itself, as its worker.
+        self.in_worker = True
 
     def save_state(self) -> None:
         for save in self.state_savers:
@@ -82,6 +87,7 @@ def create_app(
         broker_rebalance_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
         producer_linger=settings.producer_linger_ms / 1000.0,
+        processing_guarantee=settings.processing_guarantee,
     )
     app.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
 

@@ -23,7 +23,7 @@ from streams.topics import TopicNames
 log = logging.getLogger(__name__)
 
 
-def undecoded(topic: faust.TopicT) -> faust.TopicT:
+def undecoded(topic: faust.TopicT) -> faust.ChannelT:
     """``topic`` read as key and value bytes, for an agent that decodes each record itself."""
     return topic.derive(schema=faust.Schema(key_serializer="raw", value_serializer="raw"))
 

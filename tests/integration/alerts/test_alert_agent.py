@@ -11,11 +11,8 @@ from alerts.runtime import build_dispatcher
 from newsalert.settings import load_settings
 from streams.app import create_app
 from streams.topics import TopicNames, ensure_topics
-
 from tests.conftest import eventually, sample_spike
 from tests.integration.core.test_dead_letters import TopicReader, dead_letters_counted
-
-TOPICS = TopicNames()  # the default app id
 
 
 async def test_a_spike_during_a_database_outage_waits_and_is_not_a_dead_letter(
@@ -36,14 +33,15 @@ async def test_a_spike_during_a_database_outage_waits_and_is_not_a_dead_letter(
     dispatcher = build_dispatcher(settings)
     app = create_app(settings, embedded_broker.url)
     alert_agent.register(app, app.spikes_topic, dispatcher)
+    names = TopicNames(settings.app_id)
     before = dead_letters_counted("alert")
     producer = AIOKafkaProducer(bootstrap_servers=embedded_broker.bootstrap_servers)
     await app.start()
     await producer.start()
     try:
-        async with TopicReader(embedded_broker.bootstrap_servers, TOPICS.deadletters) as topics:
+        async with TopicReader(embedded_broker.bootstrap_servers, names.deadletters) as topics:
             with postgres_outage(postgres_url):
-                await producer.send_and_wait(TOPICS.spikes, json.dumps(sample_spike()).encode())
+                await producer.send_and_wait(names.spikes, json.dumps(sample_spike()).encode())
                 await eventually(
                     lambda: "state database unavailable" in caplog.text, what="the outage logged"
                 )

@@ -17,7 +17,6 @@ from streams.app import create_app
 from streams.pipeline import ArticleProcessor
 from streams.records import DeadLetter
 from streams.topics import TopicNames, ensure_topics
-
 from tests.conftest import eventually, sample_spike
 
 TOPICS = TopicNames()  # the default app id
@@ -83,7 +82,7 @@ class Sink:
 
 @pytest.fixture
 async def stream_app(tmp_path, embedded_broker):
-    settings = load_settings(None, data_dir=tmp_path, app_id="dead-letters")
+    settings = load_settings(None, data_dir=tmp_path)  # the default app id: TOPICS
     await ensure_topics(embedded_broker.bootstrap_servers, settings.app_id, settings.partitions)
     app = create_app(settings, embedded_broker.url)
     app.sink = Sink()

@@ -15,13 +15,13 @@ from streams.records import DeadLetter
 from streams.topics import TopicNames, ensure_topics
 from tests.conftest import eventually
 from tests.integration.core.test_dead_letters import (  # noqa: F401 - fixtures too
-
-TOPICS = TopicNames()  # the default app id
     TopicReader,
     producer,
     raw_article,
     stream_app,
 )
+
+TOPICS = TopicNames()  # the default app id
 
 
 async def cli(*argv: str) -> int:

@@ -12,6 +12,7 @@ def test_the_default_app_id_keeps_the_documented_topic_names():
         "newsalert.articles.classified",
         "newsalert.topic-hits",
         "newsalert.spikes",
+        "newsalert.deadletters",
         "newsalert-spike-state-changelog",
     }
 
