@@ -37,7 +37,7 @@ def letter(stage: str, topic: str, offset: int, value: bytes, error: Exception) 
 async def test_list_shows_newest_first_id_stage_source_error_and_an_excerpt(
     embedded_broker, producer, capsys
 ):
-    await ensure_topics(embedded_broker.bootstrap_servers, "cli", 1)
+    await ensure_topics(embedded_broker.bootstrap_servers, TOPICS.app_id, 1)
     long_value = b"<html>" + b"x" * 200
     for offset, value in enumerate((b"a", b"b", long_value)):
         await producer.send_and_wait(
@@ -109,7 +109,7 @@ async def test_replay_puts_the_record_back_and_the_fixed_agent_processes_it(
 async def test_replay_by_stage_sends_back_only_that_agents_dead_letters(
     embedded_broker, producer, capsys
 ):
-    await ensure_topics(embedded_broker.bootstrap_servers, "cli", 1)
+    await ensure_topics(embedded_broker.bootstrap_servers, TOPICS.app_id, 1)
     for stage, topic, value in (
         ("alert", TOPICS.spikes, b"spike 1"),
         ("topic-hits", TOPICS.articles, b"article"),
@@ -132,7 +132,7 @@ async def test_replay_by_stage_sends_back_only_that_agents_dead_letters(
 async def test_replay_without_a_choice_or_with_an_unknown_id_replays_nothing(
     embedded_broker, producer, capsys
 ):
-    await ensure_topics(embedded_broker.bootstrap_servers, "cli", 1)
+    await ensure_topics(embedded_broker.bootstrap_servers, TOPICS.app_id, 1)
     await producer.send_and_wait(
         TOPICS.deadletters, letter("alert", TOPICS.spikes, 0, b"s", KeyError("x"))
     )

@@ -108,6 +108,7 @@ async def test_a_stream_app_with_exactly_once_processes_records_in_transactions(
         **KAFKA_SETTINGS,
     )
     await ensure_topics(kafka.bootstrap_servers, settings.app_id, settings.partitions)
+    names = TopicNames(settings.app_id)
     app = create_app(settings, kafka.url)
     sink = Sink()
     alert_agent.register(app, app.spikes_topic, sink)
@@ -119,15 +120,15 @@ async def test_a_stream_app_with_exactly_once_processes_records_in_transactions(
         ids = [f"eo{i}" for i in range(5)]
         for article_id in ids[:2]:
             value = raw_article(article_id)
-            await producer.send_and_wait(TOPICS.raw_articles, value, key=article_id.encode())
-        await producer.send_and_wait(TOPICS.raw_articles, b"not json", key=b"bad")
+            await producer.send_and_wait(names.raw_articles, value, key=article_id.encode())
+        await producer.send_and_wait(names.raw_articles, b"not json", key=b"bad")
         for article_id in ids[2:]:
             value = raw_article(article_id)
-            await producer.send_and_wait(TOPICS.raw_articles, value, key=article_id.encode())
+            await producer.send_and_wait(names.raw_articles, value, key=article_id.encode())
         keys = [article_id.encode() for article_id in ids]
-        classified = await read_committed(kafka.bootstrap_servers, TOPICS.articles, *keys)
-        (dead,) = await read_committed(kafka.bootstrap_servers, TOPICS.deadletters, b"bad")
-        await producer.send_and_wait(TOPICS.spikes, json.dumps(sample_spike()).encode())
+        classified = await read_committed(kafka.bootstrap_servers, names.articles, *keys)
+        (dead,) = await read_committed(kafka.bootstrap_servers, names.deadletters, b"bad")
+        await producer.send_and_wait(names.spikes, json.dumps(sample_spike()).encode())
         await eventually(lambda: sink.accepted, 60, "a spike through the alert agent")
         # Output and offsets went through the transactional producer of the one partition.
         assert f"{settings.app_id}-0-0" in app.producer._transaction_producers
