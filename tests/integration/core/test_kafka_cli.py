@@ -117,7 +117,13 @@ async def test_start_status_stop_and_the_topics_survive_a_restart(data_dir):
     assert record.value == b"still here"
 
 
-@pytest.mark.parametrize(("command", "argv"), [("kafka start", ["kafka", "start"])])
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("kafka start", ["kafka", "start"]),
+        ("run", ["run", "--broker", "local-kafka", "--metrics-port", "0"]),
+    ],
+)
 async def test_no_java_is_one_line_before_anything_is_made(tmp_path, command, argv):
     empty = tmp_path / "bin"
     empty.mkdir()
