@@ -4,10 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench demo clean postgres
+.PHONY: run test lint format bench demo clean postgres java-maven
 
 # The tests start their own PostgreSQL cluster from Debian's postgresql package's binaries.
 POSTGRES_INITDB = $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
+
+# The broker tests run on the embedded broker and on Apache Kafka (newsalert/localkafka.py),
+# which needs Java 17+ and, to fetch its jars the first time, Maven. `make test BROKERS=embedded`
+# (or kafka) runs one of them only.
+BROKERS ?= both
+JAVA_MAJOR = $(shell java -version 2>&1 | sed -n '1s/.*version "\([0-9]*\).*/\1/p')
 
 # The one notice every editable install prints ("Editable installation...", setuptools'
 # InformationOnly note, not a problem of ours) is filtered; any other warning shows.
@@ -48,8 +54,19 @@ postgres:
 		|| { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends postgresql; }; \
 	fi
 
-test: $(COMPILED) lint postgres
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+# Debian 12 and Ubuntu 22.04+ have openjdk-17; elsewhere the default JRE (17 or newer there).
+java-maven:
+	@if [ "$(BROKERS)" != embedded ] && { ! command -v mvn >/dev/null \
+		|| [ -z "$(JAVA_MAJOR)" ] || [ "$(JAVA_MAJOR)" -lt 17 ]; }; then \
+		echo "installing Java 17+ and Maven (the tests run Apache Kafka; BROKERS=embedded skips it)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		add_java_maven() { $$SUDO apt-get install -y --no-install-recommends maven openjdk-17-jre-headless \
+			|| $$SUDO apt-get install -y --no-install-recommends maven default-jre-headless; }; \
+		add_java_maven || { $$SUDO apt-get update && add_java_maven; }; \
+	fi
+
+test: $(COMPILED) lint postgres java-maven
+	$(BIN)/pytest -q --broker-kind $(BROKERS) $(PYTEST_ARGS)
 
 bench: $(COMPILED)
 	$(BIN)/python -m bench

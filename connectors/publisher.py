@@ -6,6 +6,7 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 
+from newsalert.settings import LOCAL_KAFKA
 from streams.records import RawArticle
 
 
@@ -16,7 +17,12 @@ class Publisher(Protocol):
 
 
 def bootstrap_from_broker_url(broker: str) -> str:
-    """``kafka://host:port[,host:port]`` (the settings form) -> ``host:port[,...]``."""
+    """``kafka://host:port[,host:port]`` (the settings form) -> ``host:port[,...]``.
+
+    ``local-kafka`` names a broker by its data directory, not by an address: the command line
+    resolves it (newsalert/localkafka.py) before anything connects."""
+    if broker == LOCAL_KAFKA:
+        raise ValueError(f"{LOCAL_KAFKA} is not an address; resolve it to kafka://HOST:PORT first")
     return broker.removeprefix("kafka://").rstrip("/")
 
 

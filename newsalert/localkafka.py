@@ -380,7 +380,8 @@ class LocalKafka:
             output.close()
 
     async def wait_until_ready(self) -> None:
-        """Until every node answers and a metadata request sees them all."""
+        """Until every node answers, a metadata request sees them all and consumer groups
+        have a coordinator."""
         with _quiet_kafka_client():
             await self._poll_until_ready()
 
@@ -406,6 +407,9 @@ class LocalKafka:
                 await admin.start()
                 cluster = await admin.describe_cluster()
                 if len(cluster.get("brokers", [])) >= len(self.nodes):
+                    # The first group lookup makes Kafka create __consumer_offsets; done here,
+                    # a service's first consumer finds a coordinator instead of logging errors.
+                    await admin.find_coordinator("newsalert-ready-probe")
                     return
                 last_error = f"{len(cluster.get('brokers', []))} of {len(self.nodes)} nodes up"
             except Exception as exc:  # any protocol or socket failure means "not yet"

@@ -18,7 +18,7 @@ from typing import Any
 
 from newsalert.broker import BrokerError, EmbeddedBroker
 from newsalert.http import ServiceHttp
-from newsalert.settings import Settings
+from newsalert.settings import LOCAL_KAFKA, Settings
 
 log = logging.getLogger("newsalert")
 
@@ -141,6 +141,7 @@ class Service:
     settings: Settings
     broker_url: str = ""
     embedded: EmbeddedBroker | None = None
+    local_kafka: Any = None  # newsalert.localkafka.LocalKafka with --broker local-kafka
     http: ServiceHttp | None = None
     app: Any = None
     dispatcher: Any = None
@@ -160,7 +161,9 @@ class Service:
             open_database(settings.database_url).close()
         # The metrics port too: a port in use is found before a broker is started for nothing.
         await self._open_http(subscriber_pages=streams)
-        if settings.broker:
+        if settings.broker == LOCAL_KAFKA:
+            await self._use_local_kafka()
+        elif settings.broker:
             self.broker_url = settings.broker
             say(f"broker {self.broker_url}")
             say(f"feed, subscription and delivery state is kept in {state_location(settings)}")
@@ -187,6 +190,22 @@ class Service:
             await self._start_connectors()
         self.http.ready = True
         say("running; Ctrl-C to stop")
+
+    async def _use_local_kafka(self) -> None:
+        """The Apache Kafka under DATA_DIR/kafka: started and then stopped with the service
+        unless it was running already (`newsalert kafka start`), then left running."""
+        from newsalert.localkafka import KAFKA_VERSION, use_local_kafka
+
+        self.local_kafka, started = await use_local_kafka(self.settings.data_dir, say)
+        if started:
+            self.closers.append(self.local_kafka.stop)
+        self.broker_url = self.local_kafka.url
+        how = "started for this run" if started else "already running, left running"
+        say(
+            f"Apache Kafka {KAFKA_VERSION} ({LOCAL_KAFKA}) on {self.local_kafka.bootstrap_servers}"
+            f", {how}: durable, topics kept in {self.local_kafka.directory}; feed, subscription "
+            f"and delivery state is kept in {state_location(self.settings)}"
+        )
 
     async def _open_http(self, subscriber_pages: bool) -> None:
         settings = self.settings

@@ -28,6 +28,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 ENV_PREFIX = "NEWSALERT_"
 EMBEDDED_SESSION_TIMEOUT_SECONDS = 4.0
 KAFKA_SESSION_TIMEOUT_SECONDS = 10.0
+# `broker: local-kafka`: the Apache Kafka under DATA_DIR/kafka (newsalert/localkafka.py).
+LOCAL_KAFKA = "local-kafka"
 
 
 class ConfigError(Exception):
@@ -354,8 +356,10 @@ class Settings(BaseSettings):
     def _broker_url(cls, broker: str | None) -> str | None:
         if broker in (None, ""):
             return None
+        if broker == LOCAL_KAFKA:
+            return broker
         if not broker.startswith("kafka://") or len(broker) <= len("kafka://"):
-            raise ValueError("broker must look like kafka://HOST:PORT")
+            raise ValueError(f"broker must look like kafka://HOST:PORT, or be {LOCAL_KAFKA}")
         return broker
 
     @field_validator("allow_private_networks", mode="before")

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from newsalert.settings import ConfigError, FeedConfig, Settings
+from newsalert.settings import LOCAL_KAFKA, ConfigError, FeedConfig, Settings
 
 TITLES_SHOWN = 3
 PARSE_TIMEOUT_SECONDS = 20.0
@@ -126,7 +126,11 @@ def add_parser(commands: Any) -> None:
         metavar="PATH",
         help="feed files or JSON Lines of articles (id, title, text, url, source, published)",
     )
-    backfill.add_argument("--broker", help="Kafka as kafka://HOST:PORT (env NEWSALERT_BROKER)")
+    backfill.add_argument(
+        "--broker",
+        help="Kafka as kafka://HOST:PORT, or local-kafka: the one under DATA_DIR/kafka, "
+        "started for the backfill if it is not running (env NEWSALERT_BROKER)",
+    )
     backfill.add_argument("--name", help="source name for entries that carry none")
     common_options(backfill)
 
@@ -497,21 +501,41 @@ def _export(state: Any, output: Path | None) -> int:
 def _backfill(args: argparse.Namespace, settings: Settings) -> int:
     broker = args.broker or settings.broker
     if not broker:
-        print("newsalert feeds backfill: needs --broker kafka://HOST:PORT", file=sys.stderr)
+        print(
+            f"newsalert feeds backfill: needs --broker kafka://HOST:PORT or {LOCAL_KAFKA}",
+            file=sys.stderr,
+        )
         return 2
     from connectors.files import backfill
     from connectors.publisher import KafkaPublisher, bootstrap_from_broker_url
     from streams.topics import TopicNames
 
     async def publish_all() -> int:
+        if broker != LOCAL_KAFKA:
+            return await publish_to(bootstrap_from_broker_url(broker))
+        from newsalert.localkafka import use_local_kafka
+
+        def say(message: str) -> None:
+            print(f"newsalert feeds backfill: {message}", file=sys.stderr, flush=True)
+
+        kafka, started = await use_local_kafka(settings.data_dir, say)
+        if started:
+            say(f"started Apache Kafka ({LOCAL_KAFKA}) on {kafka.url}; stopped after the backfill")
+        try:
+            return await publish_to(kafka.bootstrap_servers)
+        finally:
+            if started:
+                kafka.stop()
+
+    async def publish_to(bootstrap_servers: str) -> int:
         from connectors.state import FeedState
         from streams.topics import ensure_topics
 
         # As `run` makes them: a topic the broker made on first use would get its partitions.
-        await ensure_topics(bootstrap_from_broker_url(broker), settings.app_id, settings.partitions)
+        await ensure_topics(bootstrap_servers, settings.app_id, settings.partitions)
         state = FeedState(settings.state_database)
         topic = TopicNames(settings.app_id).raw_articles
-        publisher = KafkaPublisher(bootstrap_from_broker_url(broker), topic=topic)
+        publisher = KafkaPublisher(bootstrap_servers, topic=topic)
         try:
             await publisher.start()
         except BaseException:

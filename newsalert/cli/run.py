@@ -12,9 +12,9 @@ from typing import Any
 from newsalert.settings import Settings
 
 SHARED_BROKER = (
-    "It needs --broker kafka://HOST:PORT (or NEWSALERT_BROKER): the roles talk only through "
-    "Kafka topics, and the embedded broker lives inside one process and keeps nothing in "
-    "memory that another process could read."
+    "It needs --broker kafka://HOST:PORT or --broker local-kafka (or NEWSALERT_BROKER): the "
+    "roles talk only through Kafka topics, and the embedded broker lives inside one process "
+    "and keeps nothing in memory that another process could read."
 )
 
 
@@ -24,8 +24,9 @@ def _service_options(parser: argparse.ArgumentParser) -> None:
     common_options(parser)
     parser.add_argument(
         "--broker",
-        help="external Kafka as kafka://HOST:PORT (env NEWSALERT_BROKER); "
-        "default: an embedded, memory-only broker",
+        help="external Kafka as kafka://HOST:PORT, or local-kafka: the durable Apache Kafka "
+        "under DATA_DIR/kafka (see `newsalert kafka`), started if it is not running "
+        "(env NEWSALERT_BROKER); default: an embedded, memory-only broker",
     )
     parser.add_argument(
         "--metrics-port",
@@ -97,8 +98,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return check_config(settings)
     if args.command in ("connectors", "streams") and not settings.broker:
         print(
-            f"newsalert {args.command}: needs --broker kafka://HOST:PORT (a broker shared "
-            "with the other roles; the embedded one serves a single `newsalert run`)",
+            f"newsalert {args.command}: needs --broker kafka://HOST:PORT or --broker "
+            "local-kafka (a broker shared with the other roles; the embedded one serves a "
+            "single `newsalert run`)",
             file=sys.stderr,
         )
         return 2

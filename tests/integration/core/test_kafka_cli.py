@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from newsalert.localkafka import KAFKA_VERSION, LocalKafka, has_cluster, local_kafka_dir
 
@@ -85,6 +86,12 @@ async def test_start_status_stop_and_the_topics_survive_a_restart(data_dir):
     ]
 
     bootstrap = f"127.0.0.1:{port}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:  # made at start: a service's first consumer finds a group coordinator at once
+        assert "__consumer_offsets" in await admin.list_topics()
+    finally:
+        await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
@@ -117,7 +124,13 @@ async def test_start_status_stop_and_the_topics_survive_a_restart(data_dir):
     assert record.value == b"still here"
 
 
-@pytest.mark.parametrize(("command", "argv"), [("kafka start", ["kafka", "start"])])
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("kafka start", ["kafka", "start"]),
+        ("run", ["run", "--broker", "local-kafka", "--metrics-port", "0"]),
+    ],
+)
 async def test_no_java_is_one_line_before_anything_is_made(tmp_path, command, argv):
     empty = tmp_path / "bin"
     empty.mkdir()

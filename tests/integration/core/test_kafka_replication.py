@@ -28,7 +28,18 @@ async def test_topics_get_three_replicas_and_records_survive_losing_a_node(kafka
     bootstrap = kafka_cluster3.bootstrap_servers
     names = TopicNames(new_app_id())
     await ensure_topics(bootstrap, names.app_id, partitions=2)
-    described = await describe(bootstrap, list(names.all()))
+    described: list[dict] = []
+
+    async def all_partitions_known() -> bool:
+        # Each node learns of new topics from the controller on its own time: the node asked
+        # here may not know yet what the one ensure_topics asked knew.
+        described[:] = await describe(bootstrap, list(names.all()))
+        return sum(len(topic["partitions"]) for topic in described) == 2 * len(names.all())
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await all_partitions_known():
+        assert asyncio.get_running_loop().time() < deadline, described
+        await asyncio.sleep(0.1)
     replicas = {
         (topic["topic"], partition["partition"]): sorted(partition["replicas"])
         for topic in described

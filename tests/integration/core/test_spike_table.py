@@ -34,6 +34,8 @@ def article(i: int, now: float) -> dict:
 async def start_app(settings, broker):
     await ensure_topics(broker.bootstrap_servers, settings.app_id, settings.partitions)
     app = create_app(settings, broker.url)
+    # A fresh detector: whatever it knows after the start came through the table.
+    assert not app.detector.knows("sanctions")
     await app.start()
     return app, app.tables["spike-state"]
 
@@ -63,8 +65,7 @@ async def test_table_changelog_restores_baselines_after_a_worker_restart(tmp_pat
 
     again, recovered = await start_app(settings, broker)
     try:
-        assert not again.detector.knows("sanctions")  # a fresh detector ...
-        # ... and its baselines are back, as the changelog carried them (JSON). The changelog
+        # Its baselines are back, as the changelog carried them (JSON). The changelog
         # holds every update of the key, replayed in order (Kafka: over several fetches).
         await eventually(
             lambda: json.loads(json.dumps(recovered.data.get("sanctions"))) == written,

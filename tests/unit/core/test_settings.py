@@ -57,8 +57,16 @@ def test_subscription_without_channel_is_refused(tmp_path):
 
 
 def test_broker_must_be_a_kafka_url():
-    with pytest.raises(ConfigError, match="kafka://HOST:PORT"):
+    with pytest.raises(ConfigError, match="kafka://HOST:PORT, or be local-kafka"):
         load_settings(None, broker="localhost:9092")
+
+
+def test_broker_local_kafka_is_taken_from_the_file_and_the_environment(tmp_path, monkeypatch):
+    assert load_settings(write(tmp_path, "broker: local-kafka\n")).broker == "local-kafka"
+    monkeypatch.setenv("NEWSALERT_BROKER", "local-kafka")
+    assert load_settings(None).broker == "local-kafka"
+    with pytest.raises(ConfigError, match="local-kafka"):
+        load_settings(None, broker="local_kafka")
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,9 @@ another app id gets topics of its own on a shared broker."""
 
 from __future__ import annotations
 
+import pytest
+
+from connectors.publisher import bootstrap_from_broker_url
 from streams.topics import TopicNames
 
 
@@ -22,3 +25,9 @@ def test_another_app_id_shares_no_topic_with_the_default():
     assert other["desk-b-spike-state-changelog"] == {"cleanup.policy": "compact"}
     assert all(name.startswith("desk-b") for name in other)
     assert not set(other) & set(TopicNames().all())
+
+
+def test_local_kafka_is_not_taken_for_an_address():
+    assert bootstrap_from_broker_url("kafka://127.0.0.1:9092/") == "127.0.0.1:9092"
+    with pytest.raises(ValueError, match="local-kafka is not an address"):
+        bootstrap_from_broker_url("local-kafka")
