@@ -34,7 +34,9 @@ async def test_topics_get_three_replicas_and_records_survive_losing_a_node(kafka
         # Each node learns of new topics from the controller on its own time: the node asked
         # here may not know yet what the one ensure_topics asked knew.
         described[:] = await describe(bootstrap, list(names.all()))
-        return sum(len(topic["partitions"]) for topic in described) == 2 * len(names.all())
+        return sum(len(topic["partitions"]) for topic in described) == sum(
+            names.partitions_of(name, 2) for name in names.all()
+        )
 
     deadline = asyncio.get_running_loop().time() + 30
     while not await all_partitions_known():
