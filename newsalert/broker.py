@@ -7,6 +7,7 @@ waited for until it answers the Kafka protocol, and always stopped with its proc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,30 @@ log = logging.getLogger(__name__)
 
 class BrokerError(RuntimeError):
     """The embedded broker could not be found or started; the message says what to do."""
+
+
+@contextlib.contextmanager
+def quiet_kafka_client() -> Iterator[None]:
+    """aiokafka logs each failed connection at ERROR before it raises; while newsalert waits
+    for a broker or checks it, the one line it says itself is the news (all still shows at
+    DEBUG)."""
+    kafka_log = logging.getLogger("aiokafka")
+    level = kafka_log.level
+    if kafka_log.getEffectiveLevel() > logging.DEBUG:
+        kafka_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        kafka_log.setLevel(level)
+
+
+def unreachable_reason(exc: BaseException, timeout_seconds: float) -> str:
+    """Why a broker could not be reached, plainly (aiokafka's text lists address tuples)."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout_seconds:.0f} s"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return "no connection"
 
 
 def free_port(host: str = "127.0.0.1") -> int:

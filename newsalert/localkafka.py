@@ -15,7 +15,6 @@ import base64
 import contextlib
 import fcntl
 import json
-import logging
 import os
 import shutil
 import signal
@@ -27,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsalert.broker import BrokerError, _die_with_parent, free_port
+from newsalert.broker import BrokerError, _die_with_parent, free_port, quiet_kafka_client
 
 KAFKA_VERSION = "4.4.0"
 LOG4J_VERSION = "2.24.3"
@@ -69,20 +68,6 @@ BROKER_DEFAULTS = {
     "auto.create.topics.enable": "true",
 }
 STATE_FILE = "cluster.json"
-
-
-@contextlib.contextmanager
-def _quiet_kafka_client() -> Iterator[None]:
-    """aiokafka logs each refused connection at ERROR; while a node is still starting, those
-    are the expected answer, not news (they still show at DEBUG)."""
-    kafka_log = logging.getLogger("aiokafka")
-    level = kafka_log.level
-    if kafka_log.getEffectiveLevel() > logging.DEBUG:
-        kafka_log.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        kafka_log.setLevel(level)
 
 
 def local_kafka_dir(data_dir: Path) -> Path:
@@ -382,7 +367,7 @@ class LocalKafka:
     async def wait_until_ready(self) -> None:
         """Until every node answers, a metadata request sees them all and consumer groups
         have a coordinator."""
-        with _quiet_kafka_client():
+        with quiet_kafka_client():
             await self._poll_until_ready()
 
     async def _poll_until_ready(self) -> None:
@@ -431,7 +416,7 @@ class LocalKafka:
             request_timeout_ms=int(timeout_seconds * 1000),
         )
         try:
-            with _quiet_kafka_client():
+            with quiet_kafka_client():
                 async with asyncio.timeout(timeout_seconds):
                     await admin.start()
                     await admin.describe_cluster()

@@ -11,12 +11,17 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from newsalert.broker import BrokerError, EmbeddedBroker
+from newsalert.broker import (
+    BrokerError,
+    EmbeddedBroker,
+    quiet_kafka_client,
+    unreachable_reason,
+)
 from newsalert.http import ServiceHttp
 from newsalert.settings import LOCAL_KAFKA, Settings
 
@@ -105,20 +110,6 @@ def prepare_data_dir(path: Path) -> None:
             f"data directory {path} cannot be created or written ({reason}); "
             "choose another with --data-dir or NEWSALERT_DATA_DIR"
         ) from None
-
-
-@contextlib.contextmanager
-def _quiet_kafka_client() -> Iterator[None]:
-    """aiokafka logs a failed connection at ERROR before it raises; while the service checks
-    the broker, the one line it raises says it instead (all of it still shows at DEBUG)."""
-    kafka_log = logging.getLogger("aiokafka")
-    level = kafka_log.level
-    if kafka_log.getEffectiveLevel() > logging.DEBUG:
-        kafka_log.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        kafka_log.setLevel(level)
 
 
 def metrics_port_problem(host: str, port: int, exc: OSError) -> str:
@@ -228,7 +219,7 @@ class Service:
 
         settings = self.settings
         try:
-            with _quiet_kafka_client():
+            with quiet_kafka_client():
                 async with asyncio.timeout(BROKER_REACH_SECONDS):
                     await ensure_topics(
                         self.broker_url.removeprefix("kafka://"),
@@ -236,12 +227,7 @@ class Service:
                         settings.partitions,
                     )
         except (KafkaConnectionError, OSError, TimeoutError) as exc:
-            if isinstance(exc, TimeoutError):
-                reason = f"no answer within {BROKER_REACH_SECONDS:.0f} s"
-            elif isinstance(exc, OSError) and exc.strerror:
-                reason = exc.strerror
-            else:  # aiokafka's text lists address tuples: say it plainly
-                reason = "no connection"
+            reason = unreachable_reason(exc, BROKER_REACH_SECONDS)
             todo = (
                 f"see its log, {settings.data_dir / 'tansu.log'}"
                 if self.embedded is not None

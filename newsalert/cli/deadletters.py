@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -96,24 +95,14 @@ def _reaching(broker: str) -> Iterator[None]:
     """A broker that cannot be reached is one line (BrokerError), not aiokafka's log lines."""
     from aiokafka.errors import KafkaConnectionError
 
-    from newsalert.broker import BrokerError
+    from newsalert.broker import BrokerError, quiet_kafka_client, unreachable_reason
 
-    kafka_log = logging.getLogger("aiokafka")
-    level = kafka_log.level
-    if kafka_log.getEffectiveLevel() > logging.DEBUG:
-        kafka_log.setLevel(logging.CRITICAL)
     try:
-        yield
+        with quiet_kafka_client():
+            yield
     except (KafkaConnectionError, OSError, TimeoutError) as exc:
-        if isinstance(exc, TimeoutError):
-            reason = f"no answer within {BROKER_REACH_SECONDS:.0f} s"
-        elif isinstance(exc, OSError) and exc.strerror:
-            reason = exc.strerror
-        else:  # aiokafka's text lists address tuples: say it plainly
-            reason = "no connection"
+        reason = unreachable_reason(exc, BROKER_REACH_SECONDS)
         raise BrokerError(f"broker {broker} could not be reached ({reason})") from None
-    finally:
-        kafka_log.setLevel(level)
 
 
 async def read_dead_letters(
