@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+import contextlib
+import logging
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError
 
 from newsalert.settings import LOCAL_KAFKA
 from streams.records import RawArticle
+
+log = logging.getLogger(__name__)
+
+SEND_DEADLINE_MARGIN_SECONDS = 5.0
 
 
 class Publisher(Protocol):
@@ -45,13 +53,20 @@ class KafkaPublisher:
         idempotent: bool = False,
     ) -> None:
         self.topic = topic
-        self._producer = AIOKafkaProducer(
+        self._options: dict[str, Any] = dict(
             bootstrap_servers=bootstrap_servers,
             linger_ms=linger_ms,
             acks="all",
             request_timeout_ms=request_timeout_ms,
             enable_idempotence=idempotent,
         )
+        # An idempotent producer never gives up on a batch (aiokafka retries it until the
+        # broker takes it), so a send is bounded here: past this, publish raises and the
+        # entry is published again on the feed's next poll.
+        self.deadline_seconds = request_timeout_ms / 1000 + SEND_DEADLINE_MARGIN_SECONDS
+        self._producer = AIOKafkaProducer(**self._options)
+        self._renewing = asyncio.Lock()
+        self.renewals = 0
 
     @property
     def producer_id(self) -> int | None:
@@ -68,6 +83,36 @@ class KafkaPublisher:
         await self._producer.stop()
 
     async def publish(self, article: RawArticle) -> None:
-        await self._producer.send_and_wait(
-            self.topic, value=article.dumps(), key=article.article_id.encode("utf-8")
-        )
+        if not self._usable(self._producer):
+            await self._renew(self._producer)
+        try:
+            async with asyncio.timeout(self.deadline_seconds):
+                await self._producer.send_and_wait(
+                    self.topic, value=article.dumps(), key=article.article_id.encode("utf-8")
+                )
+        except TimeoutError as exc:
+            raise KafkaTimeoutError(
+                f"the broker did not acknowledge within {self.deadline_seconds:.0f} s"
+            ) from exc
+
+    @staticmethod
+    def _usable(producer: AIOKafkaProducer) -> bool:
+        """False once the producer's background sender has ended: after a fatal error (an
+        idempotent producer whose sequence the broker no longer accepts, say) every later
+        send would fail or wait forever."""
+        task = producer._sender.sender_task  # aiokafka's delivery loop
+        return task is None or not task.done()
+
+    async def _renew(self, broken: AIOKafkaProducer) -> None:
+        """Replace a producer whose sender has died with a fresh one (a new producer id)."""
+        async with self._renewing:
+            if self._producer is not broken:
+                return  # another publish renewed it meanwhile
+            log.warning("the producer to %s stopped working; starting a new one", self.topic)
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(SEND_DEADLINE_MARGIN_SECONDS):
+                    await broken.stop()
+            producer = AIOKafkaProducer(**self._options)
+            await producer.start()
+            self._producer = producer
+            self.renewals += 1

@@ -11,6 +11,7 @@ import hashlib
 
 JITTER_FRACTION = 0.1  # +-10% of the interval, fixed per feed, so feeds do not fire together
 MAX_ERROR_BACKOFF_SECONDS = 6 * 3600.0
+PUBLISH_RETRY_SECONDS = 30.0  # a feed whose entries the broker did not take is fetched again
 MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
 UNHEALTHY_AFTER_SECONDS = 24 * 3600.0  # failing for this long marks a feed unhealthy
 

@@ -301,7 +301,27 @@ class FeedState:
             now=now,
         )
         interval = scheduler.effective_interval(adaptive, hint)
-        if result.outcome == "error":
+        if result.outcome == "error" and result.error_kind == "publish":
+            # The feed answered; the broker did not take its entries. That is no fault of the
+            # feed: its error count and backoff stay as they were (a broker outage of minutes
+            # must not push every feed hours out), and it is fetched again soon, so what it
+            # could not publish goes out once the broker is back.
+            self._db.execute(
+                """UPDATE feeds SET last_fetch_at = ?, last_error = ?, last_error_at = ?,
+                       next_poll_at = ?, lease_owner = NULL, lease_until = NULL WHERE url = ?""",
+                (
+                    now,
+                    result.error,
+                    now,
+                    scheduler.next_poll_at(
+                        now=now,
+                        interval_seconds=min(interval, scheduler.PUBLISH_RETRY_SECONDS),
+                        feed_url=url,
+                    ),
+                    url,
+                ),
+            )
+        elif result.outcome == "error":
             errors = feed.consecutive_errors + 1
             # Back off from the interval in use before the failures, not from a moving one.
             interval = feed.interval_in_use_seconds or interval

@@ -232,7 +232,8 @@ async def test_a_broker_restart_while_connectors_publish_loses_no_entry(tmp_path
         )
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSALERT_")}
-    env.update(NEWSALERT_METRICS_PORT="0", NEWSALERT_LOG_LEVEL="WARNING")
+    env.update(NEWSALERT_METRICS_PORT="0", NEWSALERT_LOG_LEVEL="INFO")
+    log = tmp_path / "connectors.log"
     connectors = await asyncio.create_subprocess_exec(
         str(NEWSALERT),
         "connectors",
@@ -241,7 +242,7 @@ async def test_a_broker_restart_while_connectors_publish_loses_no_entry(tmp_path
         "--config",
         str(config),
         stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=log.open("wb"),
         env=env,
     )
     rows = article_rows()
@@ -288,7 +289,8 @@ async def test_a_broker_restart_while_connectors_publish_loses_no_entry(tmp_path
         async with asyncio.timeout(20):
             await connectors.wait()
         await feeds.stop()
-    assert set(added) <= set(urls), f"lost: {sorted(set(added) - set(urls))[:5]}"
+    lost = sorted(set(added) - set(urls))
+    assert not lost, f"lost: {lost[:5]}; the connectors' log ends: {log.read_text()[-4000:]}"
     copies = {u for u in urls if urls.count(u) > 1}
     print(
         f"broker restart: all {len(added)} entries in {recovered_seconds:.1f} s after the"

@@ -131,3 +131,70 @@ async def test_publish_raises_when_the_broker_does_not_acknowledge(broker_proces
                 await publisher.publish(article)
     finally:
         await publisher.stop()
+
+
+def article(n: int) -> RawArticle:
+    return RawArticle(
+        article_id=f"renew-{n}",
+        url=None,
+        title=f"Story {n}",
+        body="b",
+        source=None,
+        feed_url=None,
+        published=float(n),
+    )
+
+
+async def test_a_producer_whose_sender_died_is_replaced_and_the_entry_goes_out(broker):
+    """aiokafka's delivery loop ends for good on a fatal error (an idempotent producer whose
+    sequence the broker refuses, say); from then on every send would fail or wait forever."""
+    topic = broker.topic("articles.raw")
+    await create_topic(broker.bootstrap_servers, topic)
+    publisher = KafkaPublisher(
+        broker.bootstrap_servers, topic=topic, idempotent=broker.kind == "kafka"
+    )
+    await publisher.start()
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=broker.bootstrap_servers, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        await publisher.publish(article(1))
+        sender = publisher._producer._sender.sender_task
+        sender.cancel()  # the fault: its delivery loop is gone
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+        async with asyncio.timeout(publisher.deadline_seconds + 10):
+            await publisher.publish(article(2))
+            records = [await consumer.getone(), await consumer.getone()]
+    finally:
+        await consumer.stop()
+        await publisher.stop()
+    assert [r.key for r in records] == [b"renew-1", b"renew-2"]
+    assert publisher.renewals == 1
+
+
+@pytest.mark.only_broker("kafka")  # stops its own Kafka: an idempotent producer never expires
+async def test_an_idempotent_send_to_a_stopped_broker_fails_by_its_deadline(tmp_path):
+    """Without the deadline the send waits for the broker forever, and the feed whose entry it
+    carries is never polled again."""
+    from newsalert.localkafka import LocalKafka
+
+    kafka = LocalKafka(tmp_path / "kafka")
+    await kafka.start()
+    publisher = KafkaPublisher(
+        kafka.bootstrap_servers, topic="articles.raw", request_timeout_ms=1000, idempotent=True
+    )
+    try:
+        await publisher.start()
+        await publisher.publish(article(1))
+        kafka.stop()
+        with pytest.raises(KafkaError, match="did not acknowledge within 6 s"):
+            async with asyncio.timeout(publisher.deadline_seconds + 10):
+                await publisher.publish(article(2))
+        await kafka.start()
+        async with asyncio.timeout(60):
+            await publisher.publish(article(3))
+    finally:
+        await publisher.stop()
+        kafka.stop()

@@ -97,6 +97,27 @@ def test_errors_back_off_exponentially_and_success_resets(open_state):
     assert ok.last_error == f"feed {URL}: HTTP 500", "the last error stays visible for `feeds list`"
 
 
+def test_a_broker_that_refuses_entries_does_not_back_the_feed_off(open_state):
+    """Publishing failed: the feed answered, so its error count stays and it is fetched again
+    within PUBLISH_RETRY_SECONDS however often the broker refused (an outage of minutes must
+    not push every feed hours out)."""
+    state = open_state()
+    state.add_feed(URL, interval_seconds=3600)
+    refused = FetchResult(
+        "error",
+        URL,
+        error=f"feed {URL}: publishing failed: KafkaTimeoutError",
+        error_kind="publish",
+    )
+    for step in range(6):
+        feed = state.record_fetch(URL, refused, now=NOW + step, default_interval_seconds=300)
+        assert feed.next_poll_at - (NOW + step) <= scheduler.PUBLISH_RETRY_SECONDS * (
+            1 + scheduler.JITTER_FRACTION
+        )
+    assert feed.consecutive_errors == 0 and feed.failing_since is None
+    assert feed.last_error == refused.error, "the broker's refusal shows in `feeds list`"
+
+
 def test_error_backoff_is_capped():
     due = scheduler.next_poll_at(now=0, interval_seconds=300, feed_url=URL, consecutive_errors=40)
     assert due == scheduler.MAX_ERROR_BACKOFF_SECONDS
