@@ -5,6 +5,8 @@ Timestamps are UTC epoch seconds (floats) so that event-time arithmetic is plain
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import faust
@@ -12,6 +14,7 @@ import faust
 RAW_ARTICLE_VERSION = 1
 ARTICLE_VERSION = 1
 SPIKE_VERSION = 1
+PREPARED_VERSION = 1
 
 
 class RawArticle(faust.Record, serializer="json", include_metadata=False):
@@ -29,6 +32,38 @@ class RawArticle(faust.Record, serializer="json", include_metadata=False):
     is_update: bool = False
     language: str | None = None
     version: int = RAW_ARTICLE_VERSION
+
+
+def encode_prepared(articles: list[dict[str, Any]], max_bytes: int = 512 * 1024) -> Iterator[bytes]:
+    """Prepared articles (``ArticleProcessor.prepare``: the article cleaned and classified,
+    its duplicate digest and story sketch) as messages of the prepared topic: one JSON object
+    ``{"version": 1, "articles": [...]}`` per message, each under ``max_bytes`` unless one
+    article alone is larger. A batch crosses in a few messages, not one per article: the
+    story stage reads them all from one partition."""
+    head, tail = b'{"version":%d,"articles":[' % PREPARED_VERSION, b"]}"
+    empty = len(head) + len(tail)
+    parts: list[bytes] = []
+    size = empty
+    for article in articles:
+        part = json.dumps(article).encode()
+        if parts and size + 1 + len(part) > max_bytes:
+            yield head + b",".join(parts) + tail
+            parts, size = [], empty
+        size += len(part) + (1 if parts else 0)
+        parts.append(part)
+    if parts:
+        yield head + b",".join(parts) + tail
+
+
+def decode_prepared(data: bytes) -> list[dict[str, Any]]:
+    """The articles of one prepared-topic message; ValueError for one this code cannot read."""
+    decoded = json.loads(data)
+    if not isinstance(decoded, dict) or decoded.get("version") != PREPARED_VERSION:
+        raise ValueError(f"not a prepared-articles message of version {PREPARED_VERSION}")
+    articles = decoded["articles"]
+    if not isinstance(articles, list):
+        raise ValueError("prepared-articles message without a list of articles")
+    return articles
 
 
 class Article(faust.Record, serializer="json", include_metadata=False):
