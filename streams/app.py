@@ -1,6 +1,7 @@
 """create_app(settings) -> faust.App: the whole stream flow on one screen.
 
-connectors --raw_articles--> process-articles --articles--> topic-hits
+connectors --raw_articles (keyed by article)--> process-articles (every worker)
+    --prepared (one partition)--> assign-stories (one worker) --articles--> topic-hits
     --topic_hits (keyed by topic/entity)--> detect-spikes --spikes--> alert -> outbox
 
 The alert agent (alerts/agent.py) is attached to ``app.spikes_topic`` by newsalert/service.py:
@@ -14,14 +15,15 @@ from typing import Any
 import faust
 
 from newsalert.settings import Settings
-from streams import articles
+from streams import articles, metrics
 from streams.classify.taxonomy import load_taxonomy
 from streams.pipeline import ArticleProcessor
 from streams.records import Article, RawArticle, Spike, TopicHit
 from streams.spikes import agent as spikes_agent
 from streams.spikes.agent import SnapshotFile
 from streams.spikes.detector import SpikeDetector, SpikeRule
-from streams.topics import TOPICS
+from streams.stories import agent as stories_agent
+from streams.topics import TOPICS, changelog_topic
 from streams.transport import make_transport
 
 
@@ -79,6 +81,12 @@ def create_app(
     app.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
 
     raw_topic = app.topic(TOPICS.raw_articles, key_type=str, value_type=RawArticle)
+    # Batches of prepared articles, and the story stage's state: one partition each, bytes
+    # decoded by their own readers (streams/records.py, streams/stories/stage.py).
+    prepared_topic = app.topic(TOPICS.prepared, partitions=1, value_serializer="raw")
+    story_state_topic = app.topic(
+        changelog_topic(settings.app_id, "story-state"), partitions=1, value_serializer="raw"
+    )
     articles_topic = app.topic(TOPICS.articles, key_type=str, value_type=Article)
     hits_topic = app.topic(TOPICS.topic_hits, key_type=str, value_type=TopicHit)
     spikes_topic = app.topic(TOPICS.spikes, key_type=str, value_type=Spike)
@@ -94,9 +102,25 @@ def create_app(
     entities = {e: taxonomy.entity_spellings(e) for e in settings.spike.entities}
     snapshot = SnapshotFile(settings.data_dir / "spike-state.json") if persist_state else None
     batch = (settings.process_batch_size, settings.process_batch_seconds)
-    articles.register(app, raw_topic, articles_topic, processor, *batch)
+    articles.register(app, raw_topic, prepared_topic, processor, *batch)
+    stories_agent.register(
+        app,
+        prepared_topic,
+        articles_topic,
+        story_state_topic,
+        processor,
+        broker_url.removeprefix("kafka://"),
+        *batch,
+    )
     spikes_agent.register(
         app, articles_topic, hits_topic, spikes_topic, detector, entities, snapshot, *batch
     )
     app.spikes_topic = spikes_topic
+
+    @app.on_partitions_assigned.connect
+    async def count_partitions(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+        for name in (TOPICS.raw_articles, TOPICS.prepared, TOPICS.articles, TOPICS.topic_hits):
+            held = sum(tp.topic == name for tp in assigned)
+            metrics.PARTITIONS_HELD.labels(name).set(held)
+
     return app

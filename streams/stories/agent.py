@@ -1,0 +1,175 @@
+"""The story agent: prepared topic (one partition) -> exact duplicates and story ids ->
+classified topic.
+
+Story assignment for the whole stream happens here, in whichever worker holds the prepared
+topic's one partition, so copies of a story meet whichever worker read them from the raw topic.
+Each batch's state changes go to the story-state topic after the batch's articles were
+delivered; a worker that gains the partition rebuilds the state from that topic before it
+decides anything, and one that loses it forgets its copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from streams import metrics
+from streams.pipeline import ArticleProcessor
+from streams.records import Article, decode_prepared
+from streams.stories.stage import Entry, StoryStage, decode_entries, encode_entries
+
+log = logging.getLogger(__name__)
+
+
+async def read_state(bootstrap_servers: str, topic: str, stage: StoryStage) -> int:
+    """Apply every entry of the story-state topic, oldest first, up to its end now; the
+    number of entries applied."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+    )
+    await consumer.start()
+    applied = 0
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        end = (await consumer.end_offsets([partition]))[partition]
+        await consumer.seek_to_beginning(partition)
+        while await consumer.position(partition) < end:
+            fetched = await consumer.getmany(partition, timeout_ms=1000)
+            for message in fetched.get(partition, []):
+                if message.offset >= end:
+                    break
+                try:
+                    entries = decode_entries(message.value)
+                except ValueError as exc:
+                    log.error("%s offset %d skipped: %s", topic, message.offset, exc)
+                    continue
+                for entry in entries:
+                    stage.restore(entry)
+                applied += len(entries)
+    finally:
+        await consumer.stop()
+    stage.stories.expire(time.time())
+    return applied
+
+
+def register(
+    app: faust.App,
+    prepared_topic: faust.TopicT,
+    articles_topic: faust.TopicT,
+    state_topic: faust.TopicT,
+    processor: ArticleProcessor,
+    bootstrap_servers: str,
+    batch_size: int,
+    batch_seconds: float,
+) -> Any:
+    (prepared_name,) = prepared_topic.topics
+    (state_name,) = state_topic.topics
+    ours = TopicPartition(prepared_name, 0)
+    held = {"stage": False}  # whether processor.stage is the stage's current state
+    unwritten: list[Entry] = []
+
+    @app.on_partitions_revoked.connect
+    async def forget(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        # Another worker may decide from now on: our copy of the state would go stale. Faust
+        # calls this after the batch in progress is done, so no decision is half made.
+        if ours in revoked:
+            await write_state()  # entries a failed write left behind: a last try
+            held["stage"] = False
+            processor.stage = processor.new_stage()
+            metrics.STORY_STAGE_ACTIVE.set(0)
+            metrics.STORY_STAGE_TRACKED.set(0)
+
+    async def recover() -> None:
+        started = time.monotonic()
+        stage = processor.new_stage()
+        applied = await read_state(bootstrap_servers, state_name, stage)
+        processor.stage = stage
+        held["stage"] = True
+        metrics.STORY_STAGE_ACTIVE.set(1)
+        log.info(
+            "story stage: assigning stories here; %d state entries read from %s in %.2f s, "
+            "%d articles remembered",
+            applied,
+            state_name,
+            time.monotonic() - started,
+            len(stage),
+        )
+
+    async def write_state() -> None:
+        """The batch's entries to the state topic, delivered before its offsets are committed
+        (Faust acks a batch's events after this returns). A failed write is retried with the
+        next batch; the entries stay in this worker's memory meanwhile."""
+        if not unwritten:
+            return
+        entries = list(unwritten)
+        try:
+            delivered = await state_topic.send(value=encode_entries(entries), partition=0)
+            await delivered
+        except Exception as exc:
+            log.warning("story state (%d entries) not written yet: %r", len(entries), exc)
+            return
+        del unwritten[: len(entries)]
+
+    @app.agent(prepared_topic, name="assign-stories")
+    async def assign_stories(stream: faust.StreamT[bytes]) -> None:
+        async for messages in stream.take(batch_size, within=batch_seconds):
+            if not held["stage"]:
+                await recover()
+            now = time.time()
+            sent = []
+            for message in messages:
+                try:
+                    articles = decode_prepared(message)
+                except ValueError as exc:
+                    metrics.ARTICLES_FAILED.inc()
+                    log.error("prepared message skipped: %s", exc)
+                    continue
+                for prepared in articles:
+                    sent.extend(await _decide(processor, prepared, now, articles_topic, unwritten))
+            # Articles first: an entry on the state topic means its article was sent, so the
+            # worker after us may drop a record it finds there as redelivered.
+            for result in await asyncio.gather(*sent, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    metrics.ARTICLES_FAILED.inc()
+                    log.error("classified article not delivered: %r", result)
+            await write_state()
+            metrics.STORY_STAGE_TRACKED.set(len(processor.stage))
+
+    return assign_stories
+
+
+async def _decide(
+    processor: ArticleProcessor,
+    prepared: dict[str, Any],
+    now: float,
+    articles_topic: faust.TopicT,
+    unwritten: list[Entry],
+) -> list[Any]:
+    """Decide one prepared article; the pending delivery of its classified article, if any."""
+    try:
+        result = processor.decide(prepared, now)
+    except Exception:
+        metrics.ARTICLES_FAILED.inc()
+        log.exception("article %s could not be processed", prepared.get("article_id"))
+        return []
+    if result.state_entry is not None:
+        unwritten.append(result.state_entry)
+    if result.article is None:
+        metrics.ARTICLES_DUPLICATE.labels(result.duplicate_reason).inc()
+        return []
+    article = Article(**result.article)
+    for topic in article.topics:
+        metrics.ARTICLES_CLASSIFIED.labels(topic).inc()
+    if prepared.get("fetched_at"):
+        metrics.PROCESS_LAG.observe(max(0.0, time.time() - prepared["fetched_at"]))
+    return [await articles_topic.send(key=article.article_id, value=article)]
