@@ -294,36 +294,64 @@ class StoryClusterer:
     def _best_story(
         self, words: tuple[int, ...], word_count: int, fingerprints: tuple[int, ...]
     ) -> str | None:
-        shared: dict[int, int] = {}
-        for value in words + fingerprints:
+        shared: dict[int, int] = {}  # candidate -> values shared (saturated ones not counted)
+        shared_passages: dict[int, int] = {}  # the same, passage fingerprints only
+        # The article's fingerprints that a candidate may share uncounted: those too frequent
+        # to count. (A list loses its oldest article to the cap, and articles expire oldest
+        # first, so while an article dropped from a list is tracked the list stays full.)
+        uncounted_passages = 0
+        limit = self.max_candidates_per_value
+        for value in words:
             posting = self._index.get(value, ())
-            if len(posting) >= self.max_candidates_per_value:
+            if len(posting) < limit:
+                for other in posting:
+                    shared[other] = shared.get(other, 0) + 1
+        for value in fingerprints:
+            posting = self._index.get(value, ())
+            if len(posting) >= limit:
+                uncounted_passages += 1
                 continue
             for other in posting:
                 shared[other] = shared.get(other, 0) + 1
+                shared_passages[other] = shared_passages.get(other, 0) + 1
         best_story, best_score = None, 0.0
+        # The article's values as sets once, not once per candidate.
+        word_set, fingerprint_set = frozenset(words), frozenset(fingerprints)
+        least = min(self.min_shared_words, self.min_shared_fingerprints)
         for other, shared_values in shared.items():
             entry = self._entries.get(other)
-            if entry is None or shared_values < min(
-                self.min_shared_words, self.min_shared_fingerprints
-            ):
+            if entry is None or shared_values < least:
                 continue
-            score = self._same_story_score(words, word_count, fingerprints, entry)
+            # At most this many passages in common: with fewer than the rule asks, only the
+            # word rule can hold, and it holds only between two short texts (exact sets).
+            most_passages = shared_passages.get(other, 0) + uncounted_passages
+            passages_possible = most_passages >= self.min_shared_fingerprints
+            if not passages_possible and max(word_count, entry.word_count) > self.sketch_size:
+                continue
+            score = self._same_story_score(
+                word_set, word_count, fingerprint_set if passages_possible else None, entry
+            )
             if score > best_score:
                 best_story, best_score = entry.story_id, score
         return best_story
 
     def _same_story_score(
-        self, words: tuple[int, ...], word_count: int, fingerprints: tuple[int, ...], entry: _Entry
+        self,
+        words: frozenset[int],
+        word_count: int,
+        fingerprints: frozenset[int] | None,
+        entry: _Entry,
     ) -> float:
-        """> 0 when the rules say same story; higher is more similar."""
-        shared_passages = len(set(fingerprints) & set(entry.fingerprints))
-        if shared_passages >= self.min_shared_fingerprints:
-            return 1.0 + shared_passages
+        """> 0 when the rules say same story; higher is more similar. ``fingerprints`` None:
+        the two cannot share enough passages (known from the index)."""
+        if fingerprints is not None:
+            shared_passages = len(fingerprints.intersection(entry.fingerprints))
+            if shared_passages >= self.min_shared_fingerprints:
+                return 1.0 + shared_passages
         exact = word_count <= self.sketch_size and entry.word_count <= self.sketch_size
         if not exact:
             return 0.0  # a small sketch's estimate is too noisy on long texts
-        shared_words = len(set(words) & set(entry.words))
+        shared_words = len(words.intersection(entry.words))
         similarity = shared_words / (word_count + entry.word_count - shared_words)
         if similarity >= self.min_similarity and shared_words >= self.min_shared_words:
             return similarity
