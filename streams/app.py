@@ -23,6 +23,7 @@ from streams.spikes import agent as spikes_agent
 from streams.spikes.agent import SnapshotFile
 from streams.spikes.detector import SpikeDetector, SpikeRule
 from streams.stories import agent as stories_agent
+from streams.stories.statefile import StoryStateFile
 from streams.topics import TOPICS, changelog_topic
 from streams.transport import make_transport
 
@@ -101,6 +102,10 @@ def create_app(
     app.detector = detector
     entities = {e: taxonomy.entity_spellings(e) for e in settings.spike.entities}
     snapshot = SnapshotFile(settings.data_dir / "spike-state.json") if persist_state else None
+    story_file = None
+    if persist_state:
+        keep = max(settings.dedupe_horizon_seconds, settings.story_horizon_seconds)
+        story_file = StoryStateFile(settings.data_dir / "story-state.jsonl", keep)
     batch = (settings.process_batch_size, settings.process_batch_seconds)
     articles.register(app, raw_topic, prepared_topic, processor, *batch)
     stories_agent.register(
@@ -111,6 +116,7 @@ def create_app(
         processor,
         broker_url.removeprefix("kafka://"),
         *batch,
+        state_file=story_file,
     )
     spikes_agent.register(
         app, articles_topic, hits_topic, spikes_topic, detector, entities, snapshot, *batch

@@ -23,6 +23,7 @@ from streams import metrics
 from streams.pipeline import ArticleProcessor
 from streams.records import Article, decode_prepared
 from streams.stories.stage import Entry, StoryStage, decode_entries, encode_entries
+from streams.stories.statefile import StoryStateFile
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,10 @@ def register(
     bootstrap_servers: str,
     batch_size: int,
     batch_seconds: float,
+    state_file: StoryStateFile | None = None,
 ) -> Any:
+    """``state_file``: where the state is also kept, and read back from (the embedded
+    broker's topics die with the process that runs it)."""
     (prepared_name,) = prepared_topic.topics
     (state_name,) = state_topic.topics
     ours = TopicPartition(prepared_name, 0)
@@ -92,7 +96,12 @@ def register(
     async def recover() -> None:
         started = time.monotonic()
         stage = processor.new_stage()
-        applied = await read_state(bootstrap_servers, state_name, stage)
+        if state_file is not None:
+            source = str(state_file.path)
+            applied = state_file.load(stage, time.time())
+        else:
+            source = state_name
+            applied = await read_state(bootstrap_servers, state_name, stage)
         processor.stage = stage
         held["stage"] = True
         metrics.STORY_STAGE_ACTIVE.set(1)
@@ -100,7 +109,7 @@ def register(
             "story stage: assigning stories here; %d state entries read from %s in %.2f s, "
             "%d articles remembered",
             applied,
-            state_name,
+            source,
             time.monotonic() - started,
             len(stage),
         )
@@ -112,13 +121,16 @@ def register(
         if not unwritten:
             return
         entries = list(unwritten)
+        message = encode_entries(entries)
         try:
-            delivered = await state_topic.send(value=encode_entries(entries), partition=0)
+            delivered = await state_topic.send(value=message, partition=0)
             await delivered
         except Exception as exc:
             log.warning("story state (%d entries) not written yet: %r", len(entries), exc)
             return
         del unwritten[: len(entries)]
+        if state_file is not None:
+            state_file.append(message, time.time())
 
     @app.agent(prepared_topic, name="assign-stories")
     async def assign_stories(stream: faust.StreamT[bytes]) -> None:

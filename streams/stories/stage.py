@@ -95,7 +95,7 @@ def decode_entries(data: bytes) -> list[Entry]:
     decoded = json.loads(data)
     if not isinstance(decoded, dict) or decoded.get("version") != STATE_VERSION:
         raise ValueError("not a story-state changelog message of version 1")
-    entries = decoded["entries"]
+    entries = decoded.get("entries")
     if not isinstance(entries, list):
         raise ValueError("story-state changelog message without a list of entries")
     return entries

@@ -1,6 +1,7 @@
-"""The story stage's state lives on its state topic: a restarted worker reads it back, and a
-worker that loses the stage forgets its own copy and reads the topic again when it gets the
-stage back (another worker may have decided stories in between).
+"""The story stage's state outlives its worker: with the embedded broker it comes back from
+the data directory; a worker that loses the stage forgets its own copy and reads the state
+topic again when it gets the stage back (another worker may have decided stories in between).
+A worker taking over from one that stopped is tested end to end in tests/e2e/test_scaleout.py.
 
 The stream app runs in this process against the embedded broker, as in test_spike_table.py.
 """
@@ -14,6 +15,7 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faust.types import TP
 
+from newsalert.broker import EmbeddedBroker
 from newsalert.settings import load_settings
 from streams.app import create_app
 from streams.classify.taxonomy import load_taxonomy
@@ -86,34 +88,45 @@ async def publish(bootstrap_servers: str, *articles: dict) -> None:
         await producer.stop()
 
 
-async def start_app(tmp_path, broker):
+async def start_app(tmp_path, broker, persist_state=False):
     settings = load_settings(None, data_dir=tmp_path, app_id="story-state")
     await ensure_topics(broker.bootstrap_servers, settings.app_id, settings.partitions)
-    app = create_app(settings, broker.url)
+    app = create_app(settings, broker.url, persist_state=persist_state)
     await app.start()
     return app
 
 
-async def test_a_restarted_worker_reads_the_story_state_back(tmp_path, embedded_broker):
-    servers = embedded_broker.bootstrap_servers
-    async with Classified(servers) as out:
-        app = await start_app(tmp_path, embedded_broker)
+async def test_with_the_embedded_broker_the_story_state_survives_in_the_data_dir(
+    tmp_path, embedded_broker
+):
+    """`newsalert run` starts a new, empty embedded broker each time: the state comes back
+    from DATA_DIR/story-state.jsonl."""
+    async with Classified(embedded_broker.bootstrap_servers) as out:
+        app = await start_app(tmp_path, embedded_broker, persist_state=True)
         try:
-            await publish(servers, raw("wire-1"))
+            await publish(embedded_broker.bootstrap_servers, raw("wire-1"))
             await eventually(lambda: "wire-1" in out.stories, 30, "the first copy")
         finally:
             await app.stop()
+    assert (tmp_path / "story-state.jsonl").exists()
 
-        again = await start_app(tmp_path, embedded_broker)
-        try:
-            copy = raw("portal-1", body=f"Related: our sanctions tracker. {WIRE} Copyright.")
-            mirror = raw("mirror-1", url="https://mirror.example/1")  # the wire's text
-            await publish(servers, mirror, copy, raw("after-1", body="Unrelated weather news."))
-            await eventually(lambda: "after-1" in out.stories, 30, "the later articles")
-        finally:
-            await again.stop()
-    assert out.stories["portal-1"] == "wire-1"  # the story the first run named
-    assert "mirror-1" not in out.stories  # an exact duplicate of what the first run saw
+    fresh = EmbeddedBroker()
+    await fresh.start()
+    try:
+        async with Classified(fresh.bootstrap_servers) as out:
+            again = await start_app(tmp_path, fresh, persist_state=True)
+            try:
+                copy = raw("portal-1", body=f"Related: our sanctions tracker. {WIRE} Copyright.")
+                mirror = raw("mirror-1", url="https://mirror.example/1")
+                last = raw("after-1", body="Unrelated weather news.")
+                await publish(fresh.bootstrap_servers, mirror, copy, last)
+                await eventually(lambda: "after-1" in out.stories, 30, "the later articles")
+            finally:
+                await again.stop()
+    finally:
+        fresh.stop()
+    assert out.stories["portal-1"] == "wire-1"
+    assert "mirror-1" not in out.stories
 
 
 async def test_a_worker_that_loses_the_story_stage_reads_the_state_again(tmp_path, embedded_broker):
