@@ -225,6 +225,7 @@ class Service:
                         self.broker_url.removeprefix("kafka://"),
                         settings.app_id,
                         settings.partitions,
+                        max(settings.dedupe_horizon_seconds, settings.story_horizon_seconds),
                     )
         except (KafkaConnectionError, OSError, TimeoutError) as exc:
             reason = unreachable_reason(exc, BROKER_REACH_SECONDS)

@@ -1,6 +1,7 @@
 """create_app(settings) -> faust.App: the whole stream flow on one screen.
 
-connectors --raw_articles--> process-articles --articles--> topic-hits
+connectors --raw_articles (keyed by article)--> process-articles (every worker)
+    --prepared (one partition)--> assign-stories (one worker) --articles--> topic-hits
     --topic_hits (keyed by topic/entity)--> detect-spikes --spikes--> alert -> outbox
 
 The alert agent (alerts/agent.py) is attached to ``app.spikes_topic`` by newsalert/service.py:
@@ -17,7 +18,7 @@ from typing import Any
 import faust
 
 from newsalert.settings import Settings
-from streams import articles
+from streams import articles, metrics
 from streams.classify.taxonomy import load_taxonomy
 from streams.deadletters import DeadLetters, undecoded
 from streams.pipeline import ArticleProcessor
@@ -25,6 +26,8 @@ from streams.records import Article, RawArticle, Spike, TopicHit
 from streams.spikes import agent as spikes_agent
 from streams.spikes.agent import SnapshotFile
 from streams.spikes.detector import SpikeDetector, SpikeRule
+from streams.stories import agent as stories_agent
+from streams.stories.statefile import StoryStateFile
 from streams.topics import TopicNames
 from streams.transport import make_transport
 
@@ -93,6 +96,10 @@ def create_app(
 
     names = TopicNames(settings.app_id)
     raw_topic = app.topic(names.raw_articles, key_type=str, value_type=RawArticle)
+    # Batches of prepared articles, and the story stage's state: one partition each, bytes
+    # decoded by their own readers (streams/records.py, streams/stories/stage.py).
+    prepared_topic = app.topic(names.prepared, partitions=1, value_serializer="raw")
+    story_state_topic = app.topic(names.story_state, partitions=1, value_serializer="raw")
     articles_topic = app.topic(names.articles, key_type=str, value_type=Article)
     hits_topic = app.topic(names.topic_hits, key_type=str, value_type=TopicHit)
     spikes_topic = app.topic(names.spikes, key_type=str, value_type=Spike)
@@ -107,9 +114,24 @@ def create_app(
     app.detector = detector
     entities = {e: taxonomy.entity_spellings(e) for e in settings.spike.entities}
     snapshot = SnapshotFile(settings.data_dir / "spike-state.json") if persist_state else None
+    story_file = None
+    if persist_state:
+        keep = max(settings.dedupe_horizon_seconds, settings.story_horizon_seconds)
+        story_file = StoryStateFile(settings.data_dir / "story-state.jsonl", keep)
     batch = (settings.process_batch_size, settings.process_batch_seconds)
     dead_letters = app.dead_letters
-    articles.register(app, raw_topic, articles_topic, processor, dead_letters, *batch)
+    articles.register(app, raw_topic, prepared_topic, processor, dead_letters, *batch)
+    stories_agent.register(
+        app,
+        prepared_topic,
+        articles_topic,
+        story_state_topic,
+        processor,
+        broker_url.removeprefix("kafka://"),
+        dead_letters,
+        *batch,
+        state_file=story_file,
+    )
     spikes_agent.register(
         app,
         articles_topic,
@@ -122,4 +144,11 @@ def create_app(
         *batch,
     )
     app.spikes_topic = undecoded(spikes_topic)
+
+    @app.on_partitions_assigned.connect
+    async def count_partitions(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+        for name in (names.raw_articles, names.prepared, names.articles, names.topic_hits):
+            held = sum(tp.topic == name for tp in assigned)
+            metrics.PARTITIONS_HELD.labels(name).set(held)
+
     return app

@@ -1,8 +1,12 @@
-"""The article agent: raw topic -> clean, dedupe, group, classify -> classified topic."""
+"""The article agent: raw topic -> clean, classify, sketch -> prepared topic.
+
+This is the costly per-article work, and it needs nothing but the article: it runs on every
+worker, on the raw partitions each one holds. Duplicates and stories are decided after, in one
+place (streams/stories/agent.py).
+"""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import faust
@@ -10,7 +14,7 @@ import faust
 from streams import metrics
 from streams.deadletters import DeadLetters, undecoded
 from streams.pipeline import ArticleProcessor
-from streams.records import Article, RawArticle, decode
+from streams.records import RawArticle, decode, encode_prepared
 
 STAGE = "process-articles"
 
@@ -18,7 +22,7 @@ STAGE = "process-articles"
 def register(
     app: faust.App,
     raw_topic: faust.TopicT,
-    articles_topic: faust.TopicT,
+    prepared_topic: faust.TopicT,
     processor: ArticleProcessor,
     dead_letters: DeadLetters,
     batch_size: int,
@@ -28,26 +32,18 @@ def register(
     async def process_articles(stream: faust.StreamT[bytes]) -> None:
         # Batches amortise Faust's per-event overhead; each article is still handled on its own.
         async for events in stream.take_events(batch_size, within=batch_seconds):
-            now = time.time()
+            prepared = []
             for event in events:
                 metrics.ARTICLES_PROCESSED.inc()
                 try:
                     raw = decode(RawArticle, event.value)
-                    result = processor.process(raw.asdict(), now)
-                    article = Article(**result.article) if result.article is not None else None
-                    lag = max(0.0, now - raw.fetched_at) if raw.fetched_at else None
+                    prepared.append(processor.prepare(raw.asdict()))
                 except Exception as exc:
                     # A record that can never be processed must not stop the stream.
                     metrics.ARTICLES_FAILED.inc()
                     await dead_letters.send(STAGE, event.message, exc)
-                    continue
-                if article is None:
-                    metrics.ARTICLES_DUPLICATE.labels(result.duplicate_reason).inc()
-                    continue
-                for topic in article.topics:
-                    metrics.ARTICLES_CLASSIFIED.labels(topic).inc()
-                if lag is not None:
-                    metrics.PROCESS_LAG.observe(lag)
-                await articles_topic.send(key=article.article_id, value=article)
+            # A few messages per batch, all to the story stage's one partition.
+            for message in encode_prepared(prepared):
+                await prepared_topic.send(value=message, partition=0)
 
     return process_articles

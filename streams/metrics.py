@@ -1,12 +1,14 @@
 """Metrics of the stream processors (default prometheus registry)."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 ARTICLES_PROCESSED = Counter(
     "newsalert_articles_processed_total", "Raw articles taken from the raw topic"
 )
 ARTICLES_DUPLICATE = Counter(
-    "newsalert_articles_duplicate_total", "Exact duplicates dropped", ["reason"]
+    "newsalert_articles_duplicate_total",
+    "Exact duplicates dropped (same_url, same_text; redelivered: a record read twice)",
+    ["reason"],
 )
 ARTICLES_CLASSIFIED = Counter(
     "newsalert_articles_classified_total", "Articles put in a topic", ["topic"]
@@ -28,4 +30,16 @@ PROCESS_LAG = Histogram(
     "newsalert_article_process_lag_seconds",
     "From fetch by a connector to classification",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+STORY_STAGE_ACTIVE = Gauge(
+    "newsalert_story_stage_active",
+    "1 in the worker that decides duplicates and stories now (one per deployment), else 0",
+)
+STORY_STAGE_TRACKED = Gauge(
+    "newsalert_story_stage_articles", "Articles the story stage remembers for story assignment"
+)
+PARTITIONS_HELD = Gauge(
+    "newsalert_stream_partitions",
+    "Partitions of each topic this worker holds now (Kafka consumer-group assignment)",
+    ["topic"],
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import faust
@@ -16,6 +17,7 @@ RAW_ARTICLE_VERSION = 1
 ARTICLE_VERSION = 1
 SPIKE_VERSION = 1
 DEAD_LETTER_VERSION = 1
+PREPARED_VERSION = 1
 
 R = TypeVar("R", bound=faust.Record)
 
@@ -35,6 +37,38 @@ class RawArticle(faust.Record, serializer="json", include_metadata=False):
     is_update: bool = False
     language: str | None = None
     version: int = RAW_ARTICLE_VERSION
+
+
+def encode_prepared(articles: list[dict[str, Any]], max_bytes: int = 512 * 1024) -> Iterator[bytes]:
+    """Prepared articles (``ArticleProcessor.prepare``: the article cleaned and classified,
+    its duplicate digest and story sketch) as messages of the prepared topic: one JSON object
+    ``{"version": 1, "articles": [...]}`` per message, each under ``max_bytes`` unless one
+    article alone is larger. A batch crosses in a few messages, not one per article: the
+    story stage reads them all from one partition."""
+    head, tail = b'{"version":%d,"articles":[' % PREPARED_VERSION, b"]}"
+    empty = len(head) + len(tail)
+    parts: list[bytes] = []
+    size = empty
+    for article in articles:
+        part = json.dumps(article).encode()
+        if parts and size + 1 + len(part) > max_bytes:
+            yield head + b",".join(parts) + tail
+            parts, size = [], empty
+        size += len(part) + (1 if parts else 0)
+        parts.append(part)
+    if parts:
+        yield head + b",".join(parts) + tail
+
+
+def decode_prepared(data: bytes) -> list[dict[str, Any]]:
+    """The articles of one prepared-topic message; ValueError for one this code cannot read."""
+    decoded = json.loads(data)
+    if not isinstance(decoded, dict) or decoded.get("version") != PREPARED_VERSION:
+        raise ValueError(f"not a prepared-articles message of version {PREPARED_VERSION}")
+    articles = decoded["articles"]
+    if not isinstance(articles, list):
+        raise ValueError("prepared-articles message without a list of articles")
+    return articles
 
 
 class Article(faust.Record, serializer="json", include_metadata=False):
@@ -98,7 +132,7 @@ class DeadLetter(faust.Record, serializer="json", include_metadata=False):
     (``*_encoding`` ``"utf-8"``), else base64 (``"base64"``); None when the record had none.
     """
 
-    stage: str  # the agent: process-articles, topic-hits, detect-spikes, alert
+    stage: str  # the agent: process-articles, assign-stories, topic-hits, detect-spikes, alert
     topic: str  # where the record was read
     partition: int
     offset: int

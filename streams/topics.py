@@ -1,10 +1,12 @@
 """Kafka topic names and layout in one place, and ``ensure_topics`` to create them.
 
-Every topic the app reads gets the same partition count (``partitions`` setting): the
-spike-state table's changelog must have as many partitions as the topic-hits stream it follows.
-Creating them up front matters because a broker auto-creating a topic on first use picks its own
-default (Tansu: 4, Kafka: ``num.partitions``) while Faust would declare the changelog with ours.
-The dead-letter topic, which no agent reads, has one partition: its offsets name its records.
+Most topics get the same partition count (``partitions`` setting): the spike-state table's
+changelog must have as many partitions as the topic-hits stream it follows. The prepared
+articles and the story stage's state have one partition whatever the setting: story
+assignment happens in one place (streams/stories/agent.py). The dead-letter topic, which no
+agent reads, has one partition too: its offsets name its records. Creating them up front
+matters because a broker auto-creating a topic on first use picks its own default (Tansu: 4,
+Kafka: ``num.partitions``) while Faust would declare the changelog with ours.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ log = logging.getLogger(__name__)
 
 # Copies of each partition on a cluster of three or more brokers (Kafka's usual choice).
 MAX_REPLICAS = 3
+# The story stage's state topic keeps what it needs for the longest horizon, and a day more
+# so that an entry is never deleted before the stage would forget it.
+STATE_RETENTION_MARGIN_SECONDS = 86400
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,11 @@ class TopicNames:
     @property
     def raw_articles(self) -> str:
         return f"{self.app_id}.articles.raw"
+
+    @property
+    def prepared(self) -> str:
+        """Articles cleaned and sketched by the workers, for the story stage (one partition)."""
+        return f"{self.app_id}.articles.prepared"
 
     @property
     def articles(self) -> str:
@@ -50,44 +60,59 @@ class TopicNames:
         """Records an agent could never process, with their error (streams/deadletters.py)."""
         return f"{self.app_id}.deadletters"
 
-    def all(self) -> dict[str, dict[str, str]]:
-        """Topic name -> topic config, the table changelogs included."""
-        compacted = {"cleanup.policy": "compact"}
-        return {
-            self.raw_articles: {},
-            self.articles: {},
-            self.topic_hits: {},
-            self.spikes: {},
-            self.deadletters: {},
-            changelog_topic(self.app_id, "spike-state"): compacted,
-        }
+    @property
+    def story_state(self) -> str:
+        return changelog_topic(self.app_id, "story-state")
 
-    def partitions_of(self, name: str, partitions: int) -> int:
-        """How many partitions topic ``name`` has when the setting says ``partitions``."""
-        return 1 if name == self.deadletters else partitions
+    def all(
+        self, partitions: int, state_retention_seconds: float | None = None
+    ) -> dict[str, tuple[int, dict[str, str]]]:
+        """Topic name -> (partitions, topic config), the state topics included."""
+        compacted = {"cleanup.policy": "compact"}
+        story_state = {"cleanup.policy": "delete"}
+        if state_retention_seconds is not None:
+            retention = state_retention_seconds + STATE_RETENTION_MARGIN_SECONDS
+            story_state["retention.ms"] = str(int(retention * 1000))
+        return {
+            self.raw_articles: (partitions, {}),
+            self.prepared: (1, {}),
+            self.articles: (partitions, {}),
+            self.topic_hits: (partitions, {}),
+            self.spikes: (partitions, {}),
+            self.deadletters: (1, {}),
+            changelog_topic(self.app_id, "spike-state"): (partitions, compacted),
+            self.story_state: (1, story_state),
+        }
 
 
 def changelog_topic(app_id: str, table: str) -> str:
     return f"{app_id}-{table}-changelog"  # Faust's naming
 
 
-async def ensure_topics(bootstrap_servers: str, app_id: str, partitions: int) -> None:
-    """Create missing topics with ``partitions`` partitions, each on as many brokers as the
-    cluster has, up to 3 (one broker lost loses nothing); warn where an existing one
-    differs (its changelog writes then wrap onto the partitions it has)."""
+async def ensure_topics(
+    bootstrap_servers: str,
+    app_id: str,
+    partitions: int,
+    state_retention_seconds: float | None = None,
+) -> None:
+    """Create missing topics with their partitions (``partitions``, or one for the story
+    stage's and the dead letters), each on as many brokers as the cluster has, up to 3 (one
+    broker lost loses nothing); warn where an existing one differs (its changelog writes then
+    wrap onto the partitions it has; the story stage reads and writes partition 0 only).
+    ``state_retention_seconds``: how long the story stage's state must be kept (its longest
+    horizon); None leaves the broker's default retention."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     try:
         await admin.start()  # inside: a broker that cannot be reached still gets it closed
-        names = TopicNames(app_id)
-        wanted = names.all()
+        wanted = TopicNames(app_id).all(partitions, state_retention_seconds)
         existing = set(await admin.list_topics())
         brokers = len((await admin.describe_cluster()).get("brokers", [])) or 1
         replicas = min(brokers, MAX_REPLICAS)
         missing = [
-            NewTopic(name, names.partitions_of(name, partitions), replicas, topic_configs=config)
-            for name, config in wanted.items()
+            NewTopic(name, count, replicas, topic_configs=config)
+            for name, (count, config) in wanted.items()
             if name not in existing
         ]
         if missing:
@@ -96,12 +121,15 @@ async def ensure_topics(bootstrap_servers: str, app_id: str, partitions: int) ->
         described = await admin.describe_topics([n for n in wanted if n in existing])
         for topic in described:
             count = len(topic.get("partitions", []))
-            if count and count != names.partitions_of(topic["topic"], partitions):
+            if topic["topic"] not in wanted:
+                continue  # Tansu may describe topics it was not asked about
+            expected = wanted[topic["topic"]][0]
+            if count and count != expected:
                 log.warning(
-                    "topic %s has %d partitions, the partitions setting says %d",
+                    "topic %s has %d partitions, %d expected",
                     topic["topic"],
                     count,
-                    partitions,
+                    expected,
                 )
     finally:
         await admin.close()

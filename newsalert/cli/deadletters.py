@@ -20,7 +20,7 @@ from newsalert.settings import Settings
 from streams.records import DeadLetter, error_line
 from streams.topics import TopicNames
 
-STAGES = ["process-articles", "topic-hits", "detect-spikes", "alert"]
+STAGES = ["process-articles", "assign-stories", "topic-hits", "detect-spikes", "alert"]
 EXCERPT_CHARS = 60
 BROKER_REACH_SECONDS = 10.0
 READ_SECONDS = 60.0
@@ -112,7 +112,10 @@ async def read_dead_letters(
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     try:
         with _reaching(broker):
@@ -123,8 +126,9 @@ async def read_dead_letters(
                 return []
             partition = TopicPartition(topic, 0)
             consumer.assign([partition])
-            await consumer.seek_to_beginning(partition)
+            start = (await consumer.beginning_offsets([partition]))[partition]
             end = (await consumer.end_offsets([partition]))[partition]
+            consumer.seek(partition, start)  # explicit: seek_to_beginning can lose a race
             entries = []
             while await consumer.position(partition) < end:
                 batch = await consumer.getmany(partition, timeout_ms=1000)

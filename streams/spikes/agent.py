@@ -81,6 +81,22 @@ def register(
     if snapshot is not None and snapshot.load(detector):
         log.info("spike baselines restored from %s", snapshot.path)
     dirty = {"since": 0.0}
+    (hits_name,) = hits_topic.topics
+    partition_of: dict[str, int] = {}  # key -> the topic-hits partition its hits come from
+
+    @app.on_partitions_revoked.connect
+    async def forget_moved_keys(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        """Another worker may count these keys from now on: were they to come back here, the
+        table (recovered from its changelog) holds their state, not our old copy. A stale
+        copy would also close its buckets as our watermark moves, and emit events twice.
+        A key the table lacks (restored from the snapshot file, not counted since) is kept:
+        only the one process of the embedded broker has such keys."""
+        gone = {tp.partition for tp in revoked if tp.topic == hits_name}
+        for key, partition in list(partition_of.items()):
+            if partition in gone:
+                del partition_of[key]
+                if table.data.get(key) is not None:
+                    detector.forget(key)
 
     @app.agent(undecoded(articles_topic), name="topic-hits")
     async def topic_hits(stream: faust.StreamT[bytes]) -> None:
@@ -136,7 +152,7 @@ def register(
                     await spikes_topic.send(key=spike.topic, value=spike)
                 if late:
                     metrics.ARTICLES_LATE.inc()
-                touched[hit.key] = event.message.partition
+                touched[hit.key] = partition_of[hit.key] = event.message.partition
             for key, partition in touched.items():
                 await save_key(key, partition)
             dirty["since"] = dirty["since"] or time.monotonic()

@@ -79,30 +79,21 @@ def raw_article(line: str, where: str, number: int) -> dict[str, Any] | None:
 _Chunk = tuple[int, int, list[dict[str, Any]]]  # rows, rows without a date, kept articles
 
 
-class _OneStoryEach:
-    """Story grouping stand-in for the topic filter, which only needs the topics."""
-
-    def assign(self, article_id: str, text: str, now: float) -> str:
-        return article_id
-
-
 class TopicFilter:
     """Which raw articles land in at least one topic, by the live ArticleProcessor itself
-    (cleaning, language, classification), minus its stateful steps: duplicates are not
-    checked (``is_update``) and stories are not grouped. Pure per article, so it can run in
-    parallel; the stateful steps then run in order on what it keeps."""
+    (cleaning, language, classification), minus its stateful steps (duplicates, stories).
+    Pure per article, so it can run in parallel; the stateful steps then run in order on what
+    it keeps."""
 
     def __init__(self, taxonomy: Taxonomy) -> None:
         self.processor = ArticleProcessor(taxonomy)
-        self.processor.stories = _OneStoryEach()  # type: ignore[assignment]
+        self.fixed: dict[str, Any] = {}
         # Language detection is a quarter of the work; it matters only to language-limited topics.
-        self.fixed: dict[str, Any] = {"is_update": True}
         if all(topic.languages is None for topic in taxonomy.topics.values()):
             self.fixed["language"] = "any"
 
     def in_a_topic(self, raw: dict[str, Any]) -> bool:
-        article = self.processor.process({**raw, **self.fixed}, now=raw["published"]).article
-        return bool(article and article["topics"])
+        return bool(self.processor.classified({**raw, **self.fixed})[3])
 
     def chunk(self, path: str, lines: list[tuple[int, str]]) -> _Chunk:
         """(rows, rows without a usable date, raw articles in a topic) of numbered lines."""

@@ -454,6 +454,10 @@ class SpikeDetector:
     def knows(self, key: str) -> bool:
         return key in self._keys
 
+    def forget(self, key: str) -> None:
+        """Drop ``key``'s state (another worker counts it now)."""
+        self._keys.pop(key, None)
+
     def key_state(self, key: str) -> dict[str, Any]:
         return _state_to_dict(self._keys[key])
 

@@ -2,6 +2,9 @@
 
 ``ExactDeduper`` drops an article whose canonical URL or normalized text was seen within a
 horizon. ``StoryClusterer`` gives the same ``story_id`` to articles telling the same story.
+Sketching a text (``StoryClusterer.sketch``) needs no state and assigning a sketch
+(``assign_sketch``) no text, so the costly part runs wherever the article is cleaned and the
+stateful part in the one place that assigns stories (streams/stories/stage.py).
 
 Sketches: **MinHash (bottom-k) over content words, plus sampled passage fingerprints, both in
 an LSH index of one-row bands** (every sketch value is a band: articles sharing one are
@@ -48,28 +51,46 @@ def normalized_text_digest(text: str) -> str:
 
 class ExactDeduper:
     """Remembers canonical URLs and text digests for ``horizon_seconds``, at most ``max_entries``
-    of each (the oldest are forgotten first)."""
+    of each (the oldest are forgotten first), with the article that brought each."""
 
     def __init__(self, horizon_seconds: float, max_entries: int) -> None:
         if horizon_seconds <= 0 or max_entries <= 0:
             raise ValueError("horizon_seconds and max_entries must be positive")
         self.horizon_seconds = horizon_seconds
         self.max_entries = max_entries
-        self._urls: OrderedDict[str, float] = OrderedDict()
-        self._digests: OrderedDict[str, float] = OrderedDict()
+        # value -> (seen_at, article_id), oldest first
+        self._urls: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self._digests: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
 
-    def check(self, canonical_url: str | None, text_digest: str, now: float) -> str | None:
-        """``'same_url'`` or ``'same_text'`` for a duplicate; otherwise record it, return None."""
+    def check(
+        self,
+        canonical_url: str | None,
+        text_digest: str,
+        now: float,
+        article_id: str | None = None,
+    ) -> str | None:
+        """``'same_url'`` or ``'same_text'`` for a duplicate, ``'redelivered'`` when the URL or
+        text is held by ``article_id`` itself (the same record read twice); otherwise record
+        it and return None."""
         self._expire(now)
-        if canonical_url and canonical_url in self._urls:
-            return "same_url"
-        if text_digest in self._digests:
-            return "same_text"
-        if canonical_url:
-            self._urls[canonical_url] = now
-        self._digests[text_digest] = now
-        self._expire(now)
+        held = (canonical_url and self._urls.get(canonical_url)) or None
+        reason = "same_url"
+        if held is None:
+            held, reason = self._digests.get(text_digest), "same_text"
+        if held is not None:
+            return "redelivered" if article_id is not None and held[1] == article_id else reason
+        self.record(canonical_url, text_digest, now, article_id)
         return None
+
+    def record(
+        self, canonical_url: str | None, text_digest: str, seen_at: float, article_id: str | None
+    ) -> None:
+        """Remember a URL and digest as ``check`` does on a new article (also to rebuild the
+        state from its changelog)."""
+        if canonical_url:
+            self._urls[canonical_url] = (seen_at, article_id)
+        self._digests[text_digest] = (seen_at, article_id)
+        self._expire(seen_at)
 
     def __len__(self) -> int:
         return len(self._urls) + len(self._digests)
@@ -78,7 +99,7 @@ class ExactDeduper:
         oldest_kept = now - self.horizon_seconds
         for seen in (self._urls, self._digests):
             while seen and (
-                len(seen) > self.max_entries or next(iter(seen.values())) < oldest_kept
+                len(seen) > self.max_entries or next(iter(seen.values()))[0] < oldest_kept
             ):
                 seen.popitem(last=False)
 
@@ -151,6 +172,17 @@ def estimated_jaccard(a: tuple[int, ...], b: tuple[int, ...], size: int) -> floa
 
 
 @dataclass(frozen=True, slots=True)
+class StorySketch:
+    """What story assignment needs of an article's text: its word sketch (ascending), the size
+    of its content-word set and its passage fingerprints. Computed where the article is
+    cleaned, so that the one place that assigns stories only compares integers."""
+
+    words: tuple[int, ...]
+    word_count: int
+    fingerprints: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Entry:
     article_id: str
     story_id: str
@@ -207,21 +239,46 @@ class StoryClusterer:
         self._index: dict[int, list[int]] = {}
         self._next_seq = 0
 
-    def assign(self, article_id: str, text: str, now: float) -> str:
-        """The story of ``article_id`` (stable if the same article is assigned again)."""
-        self._expire(now)
-        seq = self._by_article.get(article_id)
-        if seq is not None:
-            return self._entries[seq].story_id
+    def sketch(self, text: str) -> StorySketch:
+        """The sketch of ``text`` with this clusterer's parameters (pure: no state)."""
         text_words = _words(text)
         words, word_count = _word_sketch(text_words, self.sketch_size)
         fingerprints = _passage_fingerprints(
             text_words, self.fingerprint_sampling, self.max_fingerprints
         )
-        story_id = self._best_story(words, word_count, fingerprints) or article_id
+        return StorySketch(words, word_count, fingerprints)
+
+    def assign(self, article_id: str, text: str, now: float) -> str:
+        """The story of ``article_id`` (stable if the same article is assigned again)."""
+        return self.assign_sketch(article_id, self.sketch(text), now)
+
+    def assign_sketch(self, article_id: str, sketch: StorySketch, now: float) -> str:
+        """``assign`` for a text already sketched (``sketch``)."""
+        self._expire(now)
+        seq = self._by_article.get(article_id)
+        if seq is not None:
+            return self._entries[seq].story_id
+        words, fingerprints = tuple(sketch.words), tuple(sketch.fingerprints)
+        story_id = self._best_story(words, sketch.word_count, fingerprints) or article_id
+        self.restore(article_id, story_id, sketch, now)
+        return story_id
+
+    def known(self, article_id: str) -> bool:
+        return article_id in self._by_article
+
+    def restore(self, article_id: str, story_id: str, sketch: StorySketch, seen_at: float) -> None:
+        """Record ``article_id`` in ``story_id`` as ``assign_sketch`` does after deciding (also to
+        rebuild the state from its changelog: the same entries in the same order give the same
+        index, caps and expiry included)."""
+        words, fingerprints = tuple(sketch.words), tuple(sketch.fingerprints)
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         self._entries[seq] = _Entry(
-            article_id, story_id, array("Q", words + fingerprints), len(words), word_count, now
+            article_id,
+            story_id,
+            array("Q", words + fingerprints),
+            len(words),
+            sketch.word_count,
+            seen_at,
         )
         self._by_article[article_id] = seq
         for value in words + fingerprints:
@@ -229,8 +286,7 @@ class StoryClusterer:
             posting.append(seq)
             if len(posting) > self.max_candidates_per_value:
                 del posting[0]  # saturated: ignored for candidates, bounded in memory
-        self._expire(now)
-        return story_id
+        self._expire(seen_at)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -238,40 +294,72 @@ class StoryClusterer:
     def _best_story(
         self, words: tuple[int, ...], word_count: int, fingerprints: tuple[int, ...]
     ) -> str | None:
-        shared: dict[int, int] = {}
-        for value in words + fingerprints:
+        shared: dict[int, int] = {}  # candidate -> values shared (saturated ones not counted)
+        shared_passages: dict[int, int] = {}  # the same, passage fingerprints only
+        # The article's fingerprints that a candidate may share uncounted: those too frequent
+        # to count. (A list loses its oldest article to the cap, and articles expire oldest
+        # first, so while an article dropped from a list is tracked the list stays full.)
+        uncounted_passages = 0
+        limit = self.max_candidates_per_value
+        for value in words:
             posting = self._index.get(value, ())
-            if len(posting) >= self.max_candidates_per_value:
+            if len(posting) < limit:
+                for other in posting:
+                    shared[other] = shared.get(other, 0) + 1
+        for value in fingerprints:
+            posting = self._index.get(value, ())
+            if len(posting) >= limit:
+                uncounted_passages += 1
                 continue
             for other in posting:
                 shared[other] = shared.get(other, 0) + 1
+                shared_passages[other] = shared_passages.get(other, 0) + 1
         best_story, best_score = None, 0.0
+        # The article's values as sets once, not once per candidate.
+        word_set, fingerprint_set = frozenset(words), frozenset(fingerprints)
+        least = min(self.min_shared_words, self.min_shared_fingerprints)
         for other, shared_values in shared.items():
             entry = self._entries.get(other)
-            if entry is None or shared_values < min(
-                self.min_shared_words, self.min_shared_fingerprints
-            ):
+            if entry is None or shared_values < least:
                 continue
-            score = self._same_story_score(words, word_count, fingerprints, entry)
+            # At most this many passages in common: with fewer than the rule asks, only the
+            # word rule can hold, and it holds only between two short texts (exact sets).
+            most_passages = shared_passages.get(other, 0) + uncounted_passages
+            passages_possible = most_passages >= self.min_shared_fingerprints
+            if not passages_possible and max(word_count, entry.word_count) > self.sketch_size:
+                continue
+            score = self._same_story_score(
+                word_set, word_count, fingerprint_set if passages_possible else None, entry
+            )
             if score > best_score:
                 best_story, best_score = entry.story_id, score
         return best_story
 
     def _same_story_score(
-        self, words: tuple[int, ...], word_count: int, fingerprints: tuple[int, ...], entry: _Entry
+        self,
+        words: frozenset[int],
+        word_count: int,
+        fingerprints: frozenset[int] | None,
+        entry: _Entry,
     ) -> float:
-        """> 0 when the rules say same story; higher is more similar."""
-        shared_passages = len(set(fingerprints) & set(entry.fingerprints))
-        if shared_passages >= self.min_shared_fingerprints:
-            return 1.0 + shared_passages
+        """> 0 when the rules say same story; higher is more similar. ``fingerprints`` None:
+        the two cannot share enough passages (known from the index)."""
+        if fingerprints is not None:
+            shared_passages = len(fingerprints.intersection(entry.fingerprints))
+            if shared_passages >= self.min_shared_fingerprints:
+                return 1.0 + shared_passages
         exact = word_count <= self.sketch_size and entry.word_count <= self.sketch_size
         if not exact:
             return 0.0  # a small sketch's estimate is too noisy on long texts
-        shared_words = len(set(words) & set(entry.words))
+        shared_words = len(words.intersection(entry.words))
         similarity = shared_words / (word_count + entry.word_count - shared_words)
         if similarity >= self.min_similarity and shared_words >= self.min_shared_words:
             return similarity
         return 0.0
+
+    def expire(self, now: float) -> None:
+        """Forget entries older than the horizon at ``now`` (and over the count cap)."""
+        self._expire(now)
 
     def _expire(self, now: float) -> None:
         oldest_kept = now - self.horizon_seconds

@@ -81,12 +81,16 @@ async def topic_values(bootstrap: str, topic: str) -> list[dict]:
     finally:
         await admin.close()
     partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        start = await consumer.beginning_offsets(partitions)
         end = await consumer.end_offsets(partitions)
+        for tp in partitions:  # explicit offsets: seek_to_beginning can lose a race
+            consumer.seek(tp, start[tp])
         values: list[dict] = []
         while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
             batch = await consumer.getmany(timeout_ms=500)

@@ -15,7 +15,7 @@ from alerts import agent as alert_agent
 from newsalert.settings import load_settings
 from streams.app import create_app
 from streams.pipeline import ArticleProcessor
-from streams.records import DeadLetter
+from streams.records import DeadLetter, decode_prepared
 from streams.topics import TopicNames, ensure_topics
 from tests.conftest import eventually, sample_spike
 
@@ -128,17 +128,23 @@ async def test_a_payload_that_does_not_decode_is_a_dead_letter_and_the_next_is_p
     assert dead_letters_counted("process-articles") == before + 1
 
 
+@pytest.mark.parametrize(
+    ("step", "stage"), [("prepare", "process-articles"), ("decide", "assign-stories")]
+)
 async def test_an_exception_in_the_processing_code_is_a_dead_letter_and_the_stream_goes_on(
-    stream_app, producer, embedded_broker, monkeypatch
+    stream_app, producer, embedded_broker, monkeypatch, step, stage
 ):
-    process = ArticleProcessor.process
+    """A bug in a worker's preparation, or in the story stage's decision: the article alone
+    goes to the dead letters (the story stage reads batches of prepared articles; its dead
+    letter carries only the article that failed, so a replay brings back only that one)."""
+    original = getattr(ArticleProcessor, step)
 
-    def buggy(self, raw, now):
-        if raw["article_id"] == "boom":
+    def buggy(self, article, *args):
+        if article["article_id"] == "boom":
             raise ZeroDivisionError("division by zero")
-        return process(self, raw, now)
+        return original(self, article, *args)
 
-    monkeypatch.setattr(ArticleProcessor, "process", buggy)
+    monkeypatch.setattr(ArticleProcessor, step, buggy)
     async with TopicReader(
         embedded_broker.bootstrap_servers, TOPICS.deadletters, TOPICS.articles
     ) as topics:
@@ -148,9 +154,14 @@ async def test_an_exception_in_the_processing_code_is_a_dead_letter_and_the_stre
         await eventually(lambda: b"a2" in topics.keys(TOPICS.articles), what="a2 classified")
         await eventually(lambda: topics.dead_letters(), what="a dead letter")
     (letter,) = topics.dead_letters()
-    assert (letter.stage, letter.key, letter.offset) == ("process-articles", "boom", 0)
+    assert letter.stage == stage
     assert letter.error == "ZeroDivisionError: division by zero"
-    assert json.loads(letter.value)["article_id"] == "boom"
+    if stage == "process-articles":
+        assert (letter.topic, letter.key, letter.offset) == (TOPICS.raw_articles, "boom", 0)
+        assert json.loads(letter.value)["article_id"] == "boom"
+    else:
+        assert letter.topic == TOPICS.prepared
+        assert [a["article_id"] for a in decode_prepared(letter.original_value())] == ["boom"]
     assert b"boom" not in topics.keys(TOPICS.articles)
 
 

@@ -81,20 +81,20 @@ async def test_list_on_a_broker_without_dead_letters_says_so(embedded_broker, ca
 async def test_replay_puts_the_record_back_and_the_fixed_agent_processes_it(
     stream_app, producer, embedded_broker, monkeypatch, capsys
 ):
-    process = ArticleProcessor.process
+    prepare = ArticleProcessor.prepare
 
-    def buggy(self, raw, now):
+    def buggy(self, raw):
         if raw["article_id"] == "boom":
             raise ZeroDivisionError("division by zero")
-        return process(self, raw, now)
+        return prepare(self, raw)
 
-    monkeypatch.setattr(ArticleProcessor, "process", buggy)
+    monkeypatch.setattr(ArticleProcessor, "prepare", buggy)
     async with TopicReader(
         embedded_broker.bootstrap_servers, TOPICS.deadletters, TOPICS.articles, TOPICS.raw_articles
     ) as topics:
         await producer.send_and_wait(TOPICS.raw_articles, raw_article("boom"), key=b"boom")
         await eventually(lambda: topics.dead_letters(), what="a dead letter")
-        monkeypatch.setattr(ArticleProcessor, "process", process)  # the bug is fixed
+        monkeypatch.setattr(ArticleProcessor, "prepare", prepare)  # the bug is fixed
         capsys.readouterr()
         assert await cli("deadletters", "replay", "0", "--broker", embedded_broker.url) == 0
         assert capsys.readouterr().out == (

@@ -28,14 +28,15 @@ async def test_topics_get_three_replicas_and_records_survive_losing_a_node(kafka
     bootstrap = kafka_cluster3.bootstrap_servers
     names = TopicNames(new_app_id())
     await ensure_topics(bootstrap, names.app_id, partitions=2)
+    wanted = names.all(partitions=2)
     described: list[dict] = []
 
     async def all_partitions_known() -> bool:
         # Each node learns of new topics from the controller on its own time: the node asked
         # here may not know yet what the one ensure_topics asked knew.
-        described[:] = await describe(bootstrap, list(names.all()))
+        described[:] = await describe(bootstrap, list(wanted))
         return sum(len(topic["partitions"]) for topic in described) == sum(
-            names.partitions_of(name, 2) for name in names.all()
+            count for count, _ in wanted.values()
         )
 
     deadline = asyncio.get_running_loop().time() + 30
@@ -47,7 +48,7 @@ async def test_topics_get_three_replicas_and_records_survive_losing_a_node(kafka
         for topic in described
         for partition in topic["partitions"]
     }
-    assert len(replicas) == sum(names.partitions_of(name, 2) for name in names.all())
+    assert len(replicas) == sum(count for count, _ in wanted.values())
     assert set(map(tuple, replicas.values())) == {(1, 2, 3)}
 
     topic = names.raw_articles

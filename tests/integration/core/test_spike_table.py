@@ -11,9 +11,11 @@ import json
 import time
 
 from aiokafka import AIOKafkaProducer
+from faust.types import TP
 
 from newsalert.settings import load_settings
-from streams.app import create_app
+from streams.app import build_detector, create_app
+from streams.spikes.hits import story_ref
 from streams.topics import TopicNames, ensure_topics
 from tests.conftest import eventually
 
@@ -84,3 +86,49 @@ async def test_table_changelog_restores_baselines_after_a_worker_restart(tmp_pat
         )
     finally:
         await again.stop()
+
+
+def story_ids(state: dict) -> set[str]:
+    return {s for bucket in state["buckets"].values() for s in bucket["story_ids"]}
+
+
+async def test_a_key_that_moved_away_is_counted_from_the_table_when_it_comes_back(tmp_path, broker):
+    """A worker that loses a key's partition forgets its copy: when the key comes back, its
+    state is what the table recovered (what the other worker counted), not the old copy."""
+    settings = load_settings(None, data_dir=tmp_path, **broker.settings())
+    names = TopicNames(settings.app_id)
+    app, table = await start_app(settings, broker)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+    await producer.start()
+
+    async def send(number: int) -> None:
+        value = dict(article(number, time.time()), published=time.time())
+        await producer.send_and_wait(
+            names.articles, json.dumps(value).encode(), key=f"a{number}".encode()
+        )
+
+    try:
+        for number in range(3):
+            await send(number)
+        await eventually(
+            lambda: len(story_ids(table.data.get("sanctions") or {"buckets": {}})) == 3,
+            30,
+            "three stories counted",
+        )
+        # The partition moves to another worker, which counts six stories of its own; when it
+        # comes back, Faust has recovered the table from the changelog.
+        await app.on_partitions_revoked.send({TP(names.topic_hits, 0)})
+        elsewhere = build_detector(settings, ["sanctions"])
+        for number in range(100, 106):
+            counted = dict(article(number, time.time()), published=time.time())
+            elsewhere.observe("sanctions", story_ref(counted), ["sanctions"])
+        table.data["sanctions"] = elsewhere.key_state("sanctions")
+
+        await send(3)
+        await eventually(
+            lambda: "s3" in story_ids(table.data["sanctions"]), 30, "the next story counted"
+        )
+    finally:
+        await producer.stop()
+        await app.stop()
+    assert story_ids(table.data["sanctions"]) == {f"s{n}" for n in [*range(100, 106), 3]}

@@ -14,6 +14,7 @@ async def test_every_agent_the_service_runs_has_concurrency_one(tmp_path):
     concurrency = {name: agent.concurrency for name, agent in app.agents.items()}
     assert concurrency == {
         "process-articles": 1,
+        "assign-stories": 1,
         "topic-hits": 1,
         "detect-spikes": 1,
         "alert": 1,

@@ -23,6 +23,8 @@ PURE_CORES = (
     "streams.classify.taxonomy",
     "streams.classify.query",
     "streams.stories.dedupe",
+    "streams.stories.stage",
+    "streams.pipeline",
     "streams.spikes.detector",
     "streams.spikes.backtest",
 )

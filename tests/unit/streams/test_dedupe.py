@@ -12,6 +12,7 @@ from streams.clean.text import clean_text
 from streams.stories.dedupe import ExactDeduper, StoryClusterer, normalized_text_digest
 
 DATA = Path("/work/shared/data")
+DEVSET = Path(__file__).parents[2] / "data" / "devset.jsonl"
 SEEDS = sorted((DATA / "seeds").glob("*.txt"))
 needs_data = pytest.mark.skipif(not DATA.exists(), reason="shared data not mounted")
 DAY = 86400.0
@@ -116,3 +117,53 @@ def test_uci_news_headline_clustering_pairwise_precision():
         merged += len(members) * (len(members) - 1) // 2
     assert merged > 1000  # it does group headlines
     assert same / merged >= 0.85
+
+
+class _EveryCandidateScored(StoryClusterer):
+    """The search as it was before candidates were pruned by their shared-passage counts:
+    every candidate sharing enough index values is scored in full."""
+
+    def _best_story(self, words, word_count, fingerprints):
+        shared: dict[int, int] = {}
+        for value in words + fingerprints:
+            posting = self._index.get(value, ())
+            if len(posting) >= self.max_candidates_per_value:
+                continue
+            for other in posting:
+                shared[other] = shared.get(other, 0) + 1
+        best_story, best_score = None, 0.0
+        for other, shared_values in shared.items():
+            entry = self._entries.get(other)
+            if entry is None or shared_values < min(
+                self.min_shared_words, self.min_shared_fingerprints
+            ):
+                continue
+            score = self._same_story_score(
+                frozenset(words), word_count, frozenset(fingerprints), entry
+            )
+            if score > best_score:
+                best_story, best_score = entry.story_id, score
+        return best_story
+
+
+def test_pruned_candidate_search_assigns_what_scoring_every_candidate_assigns():
+    """Dev-set texts and copies sharing boilerplate passages, with a small list cap so that
+    values saturate and entries expire: the pruning must never skip a candidate that could
+    have been the best."""
+    rows = [json.loads(line) for line in DEVSET.read_text().splitlines()]
+    footer = (
+        "Reporting by the wire desk in London; additional reporting by the Washington bureau; "
+        "editing by the night desk. Our standards: the trust principles of the agency."
+    )
+    texts = []
+    for n, row in enumerate(rows):
+        text = f"{row['title']}\n{row['text']}"
+        texts.append((row["id"], text if n % 2 else f"{text} {footer}"))
+        if n % 3 == 0:
+            texts.append((f"copy-{row['id']}", f"Editor's note: updated. {text} {footer}"))
+    settings = {"max_candidates_per_value": 4, "max_entries": 300, "horizon_seconds": 500}
+    pruned, reference = StoryClusterer(**settings), _EveryCandidateScored(**settings)
+    got = [pruned.assign(a, t, n) for n, (a, t) in enumerate(texts)]
+    expected = [reference.assign(a, t, n) for n, (a, t) in enumerate(texts)]
+    assert got == expected
+    assert sum(g != a for g, (a, _) in zip(got, texts, strict=True)) > 100  # stories were joined

@@ -10,21 +10,24 @@ from streams.topics import TopicNames
 
 
 def test_the_default_app_id_keeps_the_documented_topic_names():
-    assert set(TopicNames().all()) == {
+    assert set(TopicNames().all(partitions=3)) == {
         "newsalert.articles.raw",
+        "newsalert.articles.prepared",
         "newsalert.articles.classified",
         "newsalert.topic-hits",
         "newsalert.spikes",
         "newsalert.deadletters",
         "newsalert-spike-state-changelog",
+        "newsalert-story-state-changelog",
     }
 
 
 def test_another_app_id_shares_no_topic_with_the_default():
-    other = TopicNames("desk-b").all()
-    assert other["desk-b-spike-state-changelog"] == {"cleanup.policy": "compact"}
+    other = TopicNames("desk-b").all(partitions=3)
+    assert other["desk-b-spike-state-changelog"] == (3, {"cleanup.policy": "compact"})
+    assert other["desk-b.articles.prepared"][0] == other["desk-b.deadletters"][0] == 1
     assert all(name.startswith("desk-b") for name in other)
-    assert not set(other) & set(TopicNames().all())
+    assert not set(other) & set(TopicNames().all(partitions=3))
 
 
 def test_local_kafka_is_not_taken_for_an_address():

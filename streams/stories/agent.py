@@ -1,0 +1,210 @@
+"""The story agent: prepared topic (one partition) -> exact duplicates and story ids ->
+classified topic.
+
+Story assignment for the whole stream happens here, in whichever worker holds the prepared
+topic's one partition, so copies of a story meet whichever worker read them from the raw topic.
+Each batch's state changes go to the story-state topic after the batch's articles were
+delivered; a worker that gains the partition rebuilds the state from that topic before it
+decides anything, and one that loses it forgets its copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from streams import metrics
+from streams.deadletters import DeadLetters
+from streams.pipeline import ArticleProcessor
+from streams.records import Article, UndecodableRecord, decode_prepared, encode_prepared
+from streams.stories.stage import Entry, StoryStage, decode_entries, encode_entries
+from streams.stories.statefile import StoryStateFile
+
+log = logging.getLogger(__name__)
+
+STAGE = "assign-stories"
+
+
+async def read_state(bootstrap_servers: str, topic: str, stage: StoryStage) -> int:
+    """Apply every entry of the story-state topic, oldest first, up to its end now; the
+    number of entries applied."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=10,
+    )
+    await consumer.start()
+    applied = 0
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        start = (await consumer.beginning_offsets([partition]))[partition]
+        end = (await consumer.end_offsets([partition]))[partition]
+        # An explicit offset: seek_to_beginning can lose to the reset that assign() started
+        # (seen on Apache Kafka: the position came back as the end, and nothing was read).
+        consumer.seek(partition, start)
+        while await consumer.position(partition) < end:
+            fetched = await consumer.getmany(partition, timeout_ms=1000)
+            for message in fetched.get(partition, []):
+                if message.offset >= end:
+                    break
+                try:
+                    entries = decode_entries(message.value)
+                except ValueError as exc:
+                    log.error("%s offset %d skipped: %s", topic, message.offset, exc)
+                    continue
+                for entry in entries:
+                    stage.restore(entry)
+                applied += len(entries)
+    finally:
+        await consumer.stop()
+    stage.stories.expire(time.time())
+    return applied
+
+
+def register(
+    app: faust.App,
+    prepared_topic: faust.TopicT,
+    articles_topic: faust.TopicT,
+    state_topic: faust.TopicT,
+    processor: ArticleProcessor,
+    bootstrap_servers: str,
+    dead_letters: DeadLetters,
+    batch_size: int,
+    batch_seconds: float,
+    state_file: StoryStateFile | None = None,
+) -> Any:
+    """``state_file``: where the state is also kept, and read back from (the embedded
+    broker's topics die with the process that runs it)."""
+    (prepared_name,) = prepared_topic.topics
+    (state_name,) = state_topic.topics
+    ours = TopicPartition(prepared_name, 0)
+    held = {"stage": False}  # whether processor.stage is the stage's current state
+    unwritten: list[Entry] = []
+
+    @app.on_partitions_revoked.connect
+    async def forget(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        # Another worker may decide from now on: our copy of the state would go stale. Faust
+        # calls this after the batch in progress is done, so no decision is half made.
+        if ours in revoked:
+            await write_state()  # entries a failed write left behind: a last try
+            held["stage"] = False
+            processor.stage = processor.new_stage()
+            metrics.STORY_STAGE_ACTIVE.set(0)
+            metrics.STORY_STAGE_TRACKED.set(0)
+
+    async def recover() -> None:
+        started = time.monotonic()
+        stage = processor.new_stage()
+        if state_file is not None:
+            source = str(state_file.path)
+            applied = state_file.load(stage, time.time())
+        else:
+            source = state_name
+            applied = await read_state(bootstrap_servers, state_name, stage)
+        processor.stage = stage
+        held["stage"] = True
+        metrics.STORY_STAGE_ACTIVE.set(1)
+        log.info(
+            "story stage: assigning stories here; %d state entries read from %s in %.2f s, "
+            "%d articles remembered",
+            applied,
+            source,
+            time.monotonic() - started,
+            len(stage),
+        )
+
+    async def write_state() -> None:
+        """The batch's entries to the state topic, delivered before its offsets are committed
+        (Faust acks a batch's events after this returns). A failed write is retried with the
+        next batch; the entries stay in this worker's memory meanwhile."""
+        if not unwritten:
+            return
+        entries = list(unwritten)
+        message = encode_entries(entries)
+        try:
+            delivered = await state_topic.send(value=message, partition=0)
+            await delivered
+        except Exception as exc:
+            log.warning("story state (%d entries) not written yet: %r", len(entries), exc)
+            return
+        del unwritten[: len(entries)]
+        if state_file is not None:
+            state_file.append(message, time.time())
+
+    @app.agent(prepared_topic, name=STAGE)
+    async def assign_stories(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(batch_size, within=batch_seconds):
+            if not held["stage"]:
+                await recover()
+            now = time.time()
+            sent = []
+            for event in events:
+                try:
+                    articles = decode_prepared(event.value)
+                except ValueError as exc:
+                    metrics.ARTICLES_FAILED.inc()
+                    await dead_letters.send(STAGE, event.message, UndecodableRecord(str(exc)))
+                    continue
+                for prepared in articles:
+                    try:
+                        sent.extend(
+                            await _decide(processor, prepared, now, articles_topic, unwritten)
+                        )
+                    except Exception as exc:  # a bug: this article alone goes to the dead letters
+                        metrics.ARTICLES_FAILED.inc()
+                        await dead_letters.send(STAGE, one_article(event.message, prepared), exc)
+            # Articles first: an entry on the state topic means its article was sent, so the
+            # worker after us may drop a record it finds there as redelivered.
+            for result in await asyncio.gather(*sent, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    metrics.ARTICLES_FAILED.inc()
+                    log.error("classified article not delivered: %r", result)
+            await write_state()
+            metrics.STORY_STAGE_TRACKED.set(len(processor.stage))
+
+    return assign_stories
+
+
+async def _decide(
+    processor: ArticleProcessor,
+    prepared: dict[str, Any],
+    now: float,
+    articles_topic: faust.TopicT,
+    unwritten: list[Entry],
+) -> list[Any]:
+    """Decide one prepared article; the pending delivery of its classified article, if any."""
+    result = processor.decide(prepared, now)
+    if result.state_entry is not None:
+        unwritten.append(result.state_entry)
+    if result.article is None:
+        metrics.ARTICLES_DUPLICATE.labels(result.duplicate_reason).inc()
+        return []
+    article = Article(**result.article)
+    for topic in article.topics:
+        metrics.ARTICLES_CLASSIFIED.labels(topic).inc()
+    if prepared.get("fetched_at"):
+        metrics.PROCESS_LAG.observe(max(0.0, time.time() - prepared["fetched_at"]))
+    return [await articles_topic.send(key=article.article_id, value=article)]
+
+
+def one_article(message: Any, prepared: dict[str, Any]) -> Any:
+    """``message`` (a prepared-topic message of several articles) narrowed to ``prepared``: a
+    replayed dead letter then brings back only the article that failed."""
+    (value,) = encode_prepared([prepared])
+    return SimpleNamespace(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=value,
+    )
