@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench demo clean postgres java-maven
+.PHONY: run test lint format bench demo clean postgres java-maven kustomize
 
 # The tests start their own PostgreSQL cluster from Debian's postgresql package's binaries.
 POSTGRES_INITDB = $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
@@ -65,7 +65,28 @@ java-maven:
 		add_java_maven || { $$SUDO apt-get update && add_java_maven; }; \
 	fi
 
-test: $(COMPILED) lint postgres java-maven
+# tests/deploy renders deploy/k8s with kustomize, installed with `go install` into
+# $(go env GOPATH)/bin, where the tests look for it, unless it is on PATH or there already. No Go:
+# Debian's golang-go first (Go 1.21+ fetches the toolchain kustomize's go.mod asks for; v5.8 would
+# need Go 1.27). A failed install does not stop `make test`: the k8s tests then fail, saying why.
+KUSTOMIZE_VERSION := v5.7.1
+
+kustomize:
+	@if ! command -v go >/dev/null && ! command -v kustomize >/dev/null; then \
+		echo "installing Debian's golang-go (to build kustomize for the k8s tests)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y --no-install-recommends golang-go \
+		|| { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends golang-go; } \
+		|| echo "WARNING: Go could not be installed; the k8s tests will fail"; \
+	fi
+	@GOBIN_DIR="$$(go env GOPATH 2>/dev/null)/bin"; \
+	if ! command -v kustomize >/dev/null && [ ! -x "$$GOBIN_DIR/kustomize" ] && command -v go >/dev/null; then \
+		echo "installing kustomize $(KUSTOMIZE_VERSION) into $$GOBIN_DIR (the k8s tests render deploy/k8s)"; \
+		GOBIN="$$GOBIN_DIR" go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION) \
+		|| echo "WARNING: kustomize $(KUSTOMIZE_VERSION) could not be installed; the k8s tests will fail"; \
+	fi
+
+test: $(COMPILED) lint postgres java-maven kustomize
 	$(BIN)/pytest -q --broker-kind $(BROKERS) $(PYTEST_ARGS)
 
 bench: $(COMPILED)

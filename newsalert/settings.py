@@ -178,46 +178,88 @@ class SubscriptionConfig(_Frozen):
 
 
 class SmtpConfig(_Frozen):
-    host: str = "127.0.0.1"
-    port: int = Field(default=25, ge=1, le=65535)
-    security: Literal["none", "starttls", "tls"] = "none"
-    username: str | None = None
-    password: SecretStr | None = None
-    sender: str = "newsalert@localhost"
-    timeout_seconds: float = Field(default=15.0, gt=0)
+    host: str = Field(default="127.0.0.1", description="SMTP server host for e-mail alerts")
+    port: int = Field(default=25, ge=1, le=65535, description="SMTP server port")
+    security: Literal["none", "starttls", "tls"] = Field(
+        default="none", description="`none`, `starttls` or `tls` (implicit TLS, usually port 465)"
+    )
+    username: str | None = Field(default=None, description="SMTP login; unset: no login")
+    password: SecretStr | None = Field(default=None, description="SMTP password")
+    sender: str = Field(default="newsalert@localhost", description="the From address of alerts")
+    timeout_seconds: float = Field(
+        default=15.0, gt=0, description="deadline of one SMTP conversation"
+    )
     # Extra CA certificates (PEM) to trust for the server's certificate, e.g. a private CA.
-    ca_file: Path | None = None
+    ca_file: Path | None = Field(
+        default=None, description="extra CA certificates (PEM) to trust for the SMTP server"
+    )
 
 
 class SpikeParams(_Frozen):
     """Spike rule parameters (streams/spikes/detector.py documents each; README lists defaults)."""
 
-    bucket_seconds: float = Field(default=3600.0, gt=0)
-    count_by: Literal["articles", "stories", "sources"] = "stories"
-    allowed_lateness_seconds: float = Field(default=7200.0, ge=0)
-    baseline_buckets: int = Field(default=24, ge=1)
-    ewma_alpha: float | None = Field(default=None, gt=0, le=1)
-    seasonal: bool = False
-    min_count: int = Field(default=5, ge=1)
-    ratio: float = Field(default=3.0, ge=1.0)
-    z_threshold: float = Field(default=3.0, ge=0)
-    max_p_value: float = Field(default=0.0001, gt=0, le=1)
-    min_history_buckets: int = Field(default=24, ge=0)
-    absolute_threshold: int | None = Field(default=None, ge=1)
-    escalate_factor: float = Field(default=2.0, gt=1.0)
-    resolve_ratio: float = Field(default=1.5, gt=0)
-    resolve_buckets: int = Field(default=2, ge=1)
-    cooldown_seconds: float = Field(default=6 * 3600.0, ge=0)
-    top_stories: int = Field(default=5, ge=1)
+    bucket_seconds: float = Field(default=3600.0, gt=0, description="bucket width in event time")
+    count_by: Literal["articles", "stories", "sources"] = Field(
+        default="stories", description="what a bucket counts: `stories`, `articles` or `sources`"
+    )
+    allowed_lateness_seconds: float = Field(
+        default=7200.0, ge=0, description="how long a bucket waits for late articles"
+    )
+    baseline_buckets: int = Field(
+        default=24, ge=1, description="EWMA span of the baseline, in buckets"
+    )
+    ewma_alpha: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="EWMA weight of the newest bucket; unset: 2 / (baseline_buckets + 1)",
+    )
+    seasonal: bool = Field(default=False, description="learn hour-of-day and hour-of-week profiles")
+    min_count: int = Field(default=5, ge=1, description="minimum count for a spike")
+    ratio: float = Field(default=3.0, ge=1.0, description="minimum count / baseline")
+    z_threshold: float = Field(
+        default=3.0, ge=0, description="minimum standard deviations above the baseline"
+    )
+    max_p_value: float = Field(
+        default=0.0001, gt=0, le=1, description="maximum Poisson tail probability of the count"
+    )
+    min_history_buckets: int = Field(
+        default=24, ge=0, description="closed buckets needed before a spike can start"
+    )
+    absolute_threshold: int | None = Field(
+        default=None,
+        ge=1,
+        description="a count that starts a spike even without history; unset: off",
+    )
+    escalate_factor: float = Field(
+        default=2.0, gt=1.0, description="`escalated` at this multiple of the count at start"
+    )
+    resolve_ratio: float = Field(
+        default=1.5, gt=0, description="a bucket below this multiple of the baseline is quiet"
+    )
+    resolve_buckets: int = Field(
+        default=2, ge=1, description="quiet buckets in a row that resolve a spike"
+    )
+    cooldown_seconds: float = Field(
+        default=6 * 3600.0, ge=0, description="no new spike of a key this long after `resolved`"
+    )
+    top_stories: int = Field(default=5, ge=1, description="stories a spike event carries")
 
 
 class SpikeConfig(SpikeParams):
     """Defaults for every topic, ``topics`` overrides per topic, ``entities`` turns on
     per-entity spikes (alias names from the taxonomy, e.g. ``huawei``) with ``entity`` params."""
 
-    topics: dict[str, dict[str, Any]] = {}
-    entities: tuple[str, ...] = ()
-    entity: dict[str, Any] = {}
+    topics: dict[str, dict[str, Any]] = Field(
+        default={},
+        description="per-topic overrides of these parameters: {topic: {name: value}}",
+    )
+    entities: tuple[str, ...] = Field(
+        default=(), description="taxonomy entities that also get spikes of their own (`huawei`)"
+    )
+    entity: dict[str, Any] = Field(
+        default={}, description="parameter overrides for every entity key"
+    )
 
     @model_validator(mode="after")
     def _overrides_valid(self) -> SpikeConfig:
@@ -251,63 +293,176 @@ class Settings(BaseSettings):
         extra="forbid",
     )
 
-    broker: str | None = None
-    data_dir: Path = Path("newsalert-data")
+    broker: str | None = Field(
+        default=None,
+        description="Kafka as kafka://HOST:PORT[,...], or local-kafka (the Apache Kafka under "
+        "DATA_DIR/kafka); unset: an embedded, memory-only broker inside `newsalert run`",
+    )
+    data_dir: Path = Field(
+        default=Path("newsalert-data"),
+        description="durable local state: the SQLite file, Faust's directory, spike-state.json",
+    )
     # PostgreSQL for feed, subscription and delivery state (postgresql://USER:PASS@HOST/DB);
-    # unset: the SQLite file DATA_DIR/newsalert.sqlite3.
-    database_url: str | None = None
-    metrics_port: int = Field(default=9464, ge=0, le=65535)
-    metrics_host: str = "127.0.0.1"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    app_id: str = "newsalert"
-    partitions: int = Field(default=1, ge=1)
+    # unset: the SQLite file DATA_DIR/newsalert.sqlite3. Holds the password: a secret.
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL state database, postgresql://USER:PASSWORD@HOST:5432/DB; "
+        "unset: DATA_DIR/newsalert.sqlite3",
+        json_schema_extra={"secret": True},
+    )
+    metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="port of the HTTP endpoint (/metrics, /healthz, /readyz, alert links); "
+        "0: any free port",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the HTTP endpoint listens on (0.0.0.0 in a container)",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR"
+    )
+    app_id: str = Field(
+        default="newsalert",
+        description="Kafka consumer group and topic name prefix; one per deployment",
+    )
+    partitions: int = Field(
+        default=1,
+        ge=1,
+        description="partitions of the raw and classified topics: at most this many stream "
+        "workers share the work",
+    )
     # exactly_once: the stream workers read, write and commit in Kafka transactions (Apache
     # Kafka only, one partition; README "Delivery guarantees"). at_least_once: after a crash
     # a record may be processed again, and the idempotency keys downstream absorb it.
-    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description="at_least_once, or exactly_once (Kafka transactions; Apache Kafka only)",
+    )
 
-    consumer_fetch_max_wait_ms: int = Field(default=10, ge=0, le=60000)
-    producer_linger_ms: float = Field(default=1.0, ge=0)
+    consumer_fetch_max_wait_ms: int = Field(
+        default=10,
+        ge=0,
+        le=60000,
+        description="how long a consumer fetch waits on a quiet partition",
+    )
+    producer_linger_ms: float = Field(
+        default=1.0, ge=0, description="how long a producer batches before sending"
+    )
     # Unset: 4 s on the embedded broker (Tansu holds a first JoinGroup for about half of it),
     # 10 s on any other (Apache Kafka refuses less than its group.min.session.timeout.ms, 6 s).
-    broker_session_timeout_seconds: float | None = Field(default=None, ge=1.0)
-    broker_heartbeat_interval_seconds: float = Field(default=1.0, gt=0)
-    process_batch_size: int = Field(default=200, ge=1)
-    process_batch_seconds: float = Field(default=0.02, gt=0)
+    broker_session_timeout_seconds: float | None = Field(
+        default=None,
+        ge=1.0,
+        description="consumer group session timeout; unset: 4 on the embedded broker, 10 on "
+        "any other",
+    )
+    broker_heartbeat_interval_seconds: float = Field(
+        default=1.0, gt=0, description="consumer group heartbeat interval"
+    )
+    process_batch_size: int = Field(
+        default=200, ge=1, description="records a stream agent takes at once"
+    )
+    process_batch_seconds: float = Field(
+        default=0.02, gt=0, description="longest wait to fill an agent's batch"
+    )
 
-    poll_interval_seconds: float = Field(default=300.0, gt=0)
-    fetch_timeout_seconds: float = Field(default=20.0, gt=0)
-    max_body_bytes: int = Field(default=15 * 1024 * 1024, gt=0)
+    poll_interval_seconds: float = Field(
+        default=300.0, gt=0, description="default interval between two polls of a feed"
+    )
+    fetch_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="total deadline of one feed fetch"
+    )
+    max_body_bytes: int = Field(
+        default=15 * 1024 * 1024,
+        gt=0,
+        description="largest feed or page body accepted, after decompression",
+    )
     # Entries taken from one feed document: over it, the newest by date are kept, the rest
     # counted (newsalert_feed_entries_dropped_total) and named in the feed's warning.
-    max_entries_per_feed: int = Field(default=500, ge=1)
-    allow_private_networks: str = "false"
-    user_agent: str = "newsalert/0.1 (+https://github.com/newsalert/newsalert)"
+    max_entries_per_feed: int = Field(
+        default=500, ge=1, description="entries taken from one feed document (the newest)"
+    )
+    allow_private_networks: str = Field(
+        default="false",
+        description="feeds and webhooks on private addresses: false, true, or a CIDR list",
+    )
+    user_agent: str = Field(
+        default="newsalert/0.1 (+https://github.com/newsalert/newsalert)",
+        description="User-Agent of feed fetches",
+    )
 
-    taxonomy: Path | None = None
-    feeds: tuple[FeedConfig, ...] = ()
-    subscriptions: tuple[SubscriptionConfig, ...] = ()
-    smtp: SmtpConfig = SmtpConfig()
-    spike: SpikeConfig = SpikeConfig()
+    taxonomy: Path | None = Field(
+        default=None, description="topic taxonomy file; unset: the shipped default"
+    )
+    feeds: tuple[FeedConfig, ...] = Field(
+        default=(),
+        description="feeds to poll (a list: better in the config file; also `feeds add`)",
+    )
+    subscriptions: tuple[SubscriptionConfig, ...] = Field(
+        default=(),
+        description="subscribers (a JSON list in the environment; holds the webhook secrets)",
+    )
+    smtp: SmtpConfig = Field(default=SmtpConfig(), description="e-mail delivery")
+    spike: SpikeConfig = Field(default=SpikeConfig(), description="spike rule")
 
-    delivery_timeout_seconds: float = Field(default=10.0, gt=0)
-    delivery_retry_schedule_seconds: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000)
-    delivery_concurrency_per_endpoint: int = Field(default=4, ge=1)
-    delivery_max_in_flight: int = Field(default=16, ge=1)  # deliveries at once, all endpoints
+    delivery_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="deadline of one delivery attempt"
+    )
+    delivery_retry_schedule_seconds: tuple[float, ...] = Field(
+        default=(5, 300, 1800, 7200, 18000, 36000),
+        description="waits before each retry of a failed delivery; then a dead letter",
+    )
+    delivery_concurrency_per_endpoint: int = Field(
+        default=4, ge=1, description="deliveries at once to one endpoint"
+    )
+    delivery_max_in_flight: int = Field(
+        default=16, ge=1, description="deliveries at once, all endpoints"
+    )
     # Near-duplicate stories: copies within this horizon share a story_id (streams/stories).
-    story_horizon_seconds: float = Field(default=3 * 86400.0, gt=0)
+    story_horizon_seconds: float = Field(
+        default=3 * 86400.0,
+        gt=0,
+        description="near-duplicate copies within this horizon share a story id",
+    )
     # Exact duplicates (same canonical URL or normalized text) are dropped within this horizon.
-    dedupe_horizon_seconds: float = Field(default=7 * 86400.0, gt=0)
+    dedupe_horizon_seconds: float = Field(
+        default=7 * 86400.0,
+        gt=0,
+        description="exact duplicates (same URL or text) within this horizon are dropped",
+    )
     # Alertmanager-like grouping per subscriber and topic (README, "Routing").
-    alert_group_wait_seconds: float = Field(default=5.0, ge=0)
-    alert_group_interval_seconds: float = Field(default=300.0, ge=0)
-    alert_repeat_interval_seconds: float = Field(default=4 * 3600.0, ge=0)
+    alert_group_wait_seconds: float = Field(
+        default=5.0, ge=0, description="wait before the first message of an alert group"
+    )
+    alert_group_interval_seconds: float = Field(
+        default=300.0, ge=0, description="minimum spacing of messages in an alert group"
+    )
+    alert_repeat_interval_seconds: float = Field(
+        default=4 * 3600.0,
+        ge=0,
+        description="minimum spacing of two new spikes of one topic to one subscriber",
+    )
     # An endpoint failing without a success for this long is disabled (subscriber e-mailed).
-    endpoint_disable_after_seconds: float = Field(default=5 * 86400.0, gt=0)
-    email_suppress_after_hard_failures: int = Field(default=3, ge=1)
+    endpoint_disable_after_seconds: float = Field(
+        default=5 * 86400.0,
+        gt=0,
+        description="an endpoint failing this long without a success is disabled",
+    )
+    email_suppress_after_hard_failures: int = Field(
+        default=3,
+        ge=1,
+        description="permanent SMTP failures (5xx) after which an address gets no more e-mail",
+    )
     # Where subscribers reach the service's unsubscribe and mute links (behind a proxy, its
     # public address); default: the metrics endpoint's own address.
-    public_url: str | None = None
+    public_url: str | None = Field(
+        default=None,
+        description="public address of the unsubscribe and mute links; unset: the HTTP "
+        "endpoint's own",
+    )
 
     # Where the settings came from, for messages: the config file, else "settings".
     _source: str = PrivateAttr(default="settings")

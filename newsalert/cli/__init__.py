@@ -31,6 +31,7 @@ def common_options(parser: argparse.ArgumentParser) -> None:
 # In the order `newsalert --help` lists them: the service first, then what manages it.
 COMMAND_GROUPS = (
     "run",
+    "config",
     "kafka",
     "demo",
     "feeds",
