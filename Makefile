@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench demo clean postgres java-maven kustomize
+.PHONY: run test lint format bench demo clean postgres java-maven kustomize prometheus dashboards
 
 # The tests start their own PostgreSQL cluster from Debian's postgresql package's binaries.
 POSTGRES_INITDB = $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
@@ -54,6 +54,19 @@ postgres:
 		|| { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends postgresql; }; \
 	fi
 
+# promtool checks deploy/prometheus/ and a real Prometheus runs the dashboards' queries.
+prometheus:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
+		echo "installing Debian's prometheus package (promtool and a Prometheus for the tests)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y --no-install-recommends prometheus \
+		|| { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends prometheus; }; \
+	fi
+
+# The Grafana dashboards' JSON, from deploy/grafana/dashboards.py (a test checks it is current).
+dashboards: $(STAMP)
+	$(BIN)/python deploy/grafana/dashboards.py
+
 # Debian 12 and Ubuntu 22.04+ have openjdk-17; elsewhere the default JRE (17 or newer there).
 java-maven:
 	@if [ "$(BROKERS)" != embedded ] && { ! command -v mvn >/dev/null \
@@ -86,7 +99,7 @@ kustomize:
 		|| echo "WARNING: kustomize $(KUSTOMIZE_VERSION) could not be installed; the k8s tests will fail"; \
 	fi
 
-test: $(COMPILED) lint postgres java-maven kustomize
+test: $(COMPILED) lint postgres java-maven kustomize prometheus
 	$(BIN)/pytest -q --broker-kind $(BROKERS) $(PYTEST_ARGS)
 
 bench: $(COMPILED)
