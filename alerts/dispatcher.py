@@ -31,11 +31,21 @@ from alerts.payload import iso, webhook_payload
 from alerts.routing import Notification, Timing, channels_of, message_id, route
 from alerts.store import DeliveryStore, OutboxRow
 from newsalert.database import unavailable_errors, wait_out_outage, when_available
+from newsalert.metrics import observe_article_latency
 from newsalert.settings import SubscriptionConfig
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
+
+
+def observe_notified(spike: dict[str, Any], now: float) -> None:
+    """The end-to-end latency of a delivered spike notification: from the publication and the
+    fetch of the newest of its stories, the one that most likely tipped the count over."""
+    stories = [s for s in spike.get("top_stories", ()) if s.get("published")]
+    if stories:
+        newest = max(stories, key=lambda s: s["published"])
+        observe_article_latency("notified", now, newest["published"], newest.get("fetched_at", 0))
 
 
 def retry_delay(
@@ -114,8 +124,10 @@ class Dispatcher:
         return added
 
     def _show_pending(self) -> None:
-        """The outbox gauge as the outbox is now: after every change this process makes."""
-        metrics.OUTBOX_PENDING.set(self.store.pending_count())
+        """The outbox gauges as the outbox is now: after every change this process makes."""
+        pending, retrying = self.store.pending_counts()
+        metrics.OUTBOX_PENDING.set(pending)
+        metrics.OUTBOX_RETRYING.set(retrying)
 
     # -- out: deliveries -----------------------------------------------------------------
 
@@ -260,8 +272,11 @@ class Dispatcher:
         if outcome == "delivered":
             self.store.record_attempt(row, outcome, result.detail, status="delivered", now=now)
             detected_at = row.spike.get("detected_at")
-            if detected_at and row.kind == "spike":
-                metrics.NOTIFICATION_LATENCY.labels(row.channel).observe(max(now - detected_at, 0))
+            if row.kind == "spike":
+                if detected_at:
+                    latency = max(now - detected_at, 0)
+                    metrics.NOTIFICATION_LATENCY.labels(row.channel).observe(latency)
+                observe_notified(row.spike, now)
             metrics.DELIVERIES.labels(row.channel, "delivered").inc()
             log.info("delivered %s to %s by %s", row.message_id, row.subscriber, row.channel)
             self._show_pending()

@@ -23,6 +23,11 @@ NOTIFICATION_LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
 )
 OUTBOX_PENDING = Gauge("newsalert_outbox_pending", "Notifications waiting for delivery")
+OUTBOX_RETRYING = Gauge(
+    "newsalert_outbox_retrying",
+    "Notifications waiting for a retry: pending after at least one failed attempt (a part of "
+    "newsalert_outbox_pending)",
+)
 NOTIFICATIONS_SKIPPED = Counter(
     "newsalert_notifications_skipped_total",
     "Subscribers following a spike's topic who were not notified, by reason",

@@ -630,6 +630,14 @@ class DeliveryStore:
             0
         ]
 
+    def pending_counts(self) -> tuple[int, int]:
+        """Pending notifications, and how many of them wait for a retry (tried and failed)."""
+        row = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0) "
+            "FROM outbox WHERE status = 'pending'"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
     # -- silences ------------------------------------------------------------------------
 
     def add_silence(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 FEED_FETCHES = Counter(
     "newsalert_feed_fetches_total", "Feed polls by outcome.", ["outcome"]
@@ -43,4 +43,10 @@ FEED_PARSE_DURATION = Histogram(
     "newsalert_feed_parse_duration_seconds",
     "CPU-bound time to parse one fetched feed document.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)
+FEEDS = Gauge(
+    "newsalert_feeds",
+    "Feeds by health: ok (last poll succeeded), failing (failing for less than a day), "
+    "unhealthy (failing for a day or more); every connectors process shows the whole feed list",
+    ["state"],
 )

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_FEEDS = 100
 RUN_GRANULARITY_SECONDS = 1.0
+FEED_HEALTH_SECONDS = 5.0  # how often run() counts the feeds by health for the metric
 LEASE_MIN_SECONDS = 120.0  # beyond the fetch deadline: publishing to the broker takes time too
 
 
@@ -111,6 +112,7 @@ class FeedPoller:
         """Poll forever: start each feed when due, at most ``max_concurrent_feeds`` at a time."""
         in_flight: dict[str, asyncio.Task[int]] = {}
         outages = 0
+        health_due = 0.0
         try:
             while True:
                 now = self._clock()
@@ -120,6 +122,10 @@ class FeedPoller:
                         now, self.owner, self._lease_seconds, free
                     )
                     next_due = self._state.next_due_at()
+                    if now >= health_due:
+                        for state, count in self._state.health_counts(now).items():
+                            metrics.FEEDS.labels(state).set(count)
+                        health_due = now + FEED_HEALTH_SECONDS
                 except unavailable_errors() as problem:
                     await wait_out_outage(problem, "feed polling", outages)
                     outages += 1

@@ -197,6 +197,17 @@ class FeedState:
         rows = self._db.execute("SELECT * FROM feeds ORDER BY url").fetchall()
         return [_feed_row(row) for row in rows]
 
+    def health_counts(self, now: float) -> dict[str, int]:
+        """Feeds by health (``ok``, ``failing``, ``unhealthy``), as ``FeedRow.healthy`` says."""
+        unhealthy_before = now - scheduler.UNHEALTHY_AFTER_SECONDS
+        row = self._db.execute(
+            "SELECT COALESCE(SUM(CASE WHEN failing_since IS NULL THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN failing_since > ? THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN failing_since <= ? THEN 1 ELSE 0 END), 0) FROM feeds",
+            (unhealthy_before, unhealthy_before),
+        ).fetchone()
+        return {"ok": int(row[0]), "failing": int(row[1]), "unhealthy": int(row[2])}
+
     def due_feeds(self, now: float, limit: int | None = None) -> list[FeedRow]:
         clause, bound = _limit(limit)
         rows = self._db.execute(

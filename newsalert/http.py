@@ -1,4 +1,5 @@
-"""The service's own HTTP endpoint: ``/metrics`` for Prometheus, ``/healthz``, and the
+"""The service's own HTTP endpoint: ``/metrics`` for Prometheus, ``/healthz`` (the service
+started and runs), ``/readyz`` (it can do its work now: newsalert/readiness.py), and the
 subscriber links (unsubscribe, mute) that alerts registers."""
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from newsalert.readiness import Readiness
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +76,8 @@ class ServiceHttp:
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
-        self.ready = False
+        self.ready = False  # started: what /healthz says
+        self.readiness = Readiness()  # what /readyz says, once started
         self._runner: web.AppRunner | None = None
         self._extra: list[Callable[[web.Application], None]] = []
 
@@ -89,6 +93,7 @@ class ServiceHttp:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._health)
+        app.router.add_get("/readyz", self._readiness)
         for register in self._extra:
             register(app)
         self._runner = web.AppRunner(app, access_log=None, logger=BadRequestLog())
@@ -116,3 +121,11 @@ class ServiceHttp:
     async def _health(self, request: web.Request) -> web.Response:
         status = 200 if self.ready else 503
         return web.json_response({"ready": self.ready}, status=status)
+
+    async def _readiness(self, request: web.Request) -> web.Response:
+        """200 ``ready``, or 503 with one line per failing check: ``broker: ...``."""
+        problems = self.readiness.problems if self.ready else {"service": "starting"}
+        if not problems:
+            return web.Response(text="ready\n")
+        lines = "".join(f"{name}: {reason}\n" for name, reason in problems.items())
+        return web.Response(status=503, text=lines)

@@ -296,6 +296,8 @@ class PostgresCluster:
     def __init__(self) -> None:
         self.root = tempfile.mkdtemp(prefix="newsalert-pg-")
         self.base_url = ""
+        self.port = 0
+        self._as_user: list[str] = []
         self._server: subprocess.Popen[bytes] | None = None
 
     @staticmethod
@@ -312,37 +314,42 @@ class PostgresCluster:
         """Start the cluster; return its base URL (append ``/DBNAME``)."""
         data, sockets = os.path.join(self.root, "data"), os.path.join(self.root, "sockets")
         os.mkdir(sockets)
-        as_user: list[str] = []
         if os.geteuid() == 0:  # initdb and postgres refuse to run as root
             shutil.chown(self.root, "postgres")
             shutil.chown(sockets, "postgres")
-            as_user = ["runuser", "-u", "postgres", "--"]
+            self._as_user = ["runuser", "-u", "postgres", "--"]
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+            self.port = probe.getsockname()[1]
         subprocess.run(
-            [*as_user, self.binary("initdb"), "-D", data, "-A", "trust", "-U", "newsalert"]
+            [*self._as_user, self.binary("initdb"), "-D", data, "-A", "trust", "-U", "newsalert"]
             + ["--no-sync", "-E", "UTF8", "--locale", "C"],
             check=True,
             capture_output=True,
         )
+        self.base_url = f"postgresql://newsalert@127.0.0.1:{self.port}"
+        self._serve(timeout_seconds)
+        return self.base_url
+
+    def _serve(self, timeout_seconds: float) -> None:
+        data, sockets = os.path.join(self.root, "data"), os.path.join(self.root, "sockets")
         log_path = os.path.join(self.root, "postgres.log")
-        with open(log_path, "wb") as log_file:
+        with open(log_path, "ab") as log_file:
             self._server = subprocess.Popen(
-                [*as_user, self.binary("postgres"), "-D", data, "-p", str(port), "-k", sockets]
-                + ["-h", "127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off"]
-                + ["-c", "synchronous_commit=off", "-c", "max_connections=200"],
+                [*self._as_user, self.binary("postgres"), "-D", data, "-p", str(self.port)]
+                + ["-k", sockets, "-h", "127.0.0.1", "-c", "fsync=off"]
+                + ["-c", "full_page_writes=off", "-c", "synchronous_commit=off"]
+                + ["-c", "max_connections=200"],
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,
             )
-        self.base_url = f"postgresql://newsalert@127.0.0.1:{port}"
         import psycopg
 
         deadline = time.monotonic() + timeout_seconds
         while True:
             try:
                 psycopg.connect(f"{self.base_url}/postgres", connect_timeout=2).close()
-                return self.base_url
+                return
             except psycopg.OperationalError:
                 if self._server.poll() is not None or time.monotonic() > deadline:
                     with open(log_path, encoding="utf-8", errors="replace") as log:
@@ -350,6 +357,29 @@ class PostgresCluster:
                     self.stop()
                     raise RuntimeError(f"PostgreSQL did not start: {tail}") from None
                 time.sleep(0.1)
+
+    def stop_server(self) -> None:
+        """Stop the server and keep its data: ``start_server`` brings it back, same port.
+        Fast shutdown (pg_ctl -m fast): open connections are cut, as in a real outage; a
+        plain SIGTERM would wait for every client to leave."""
+        if self._server is not None:
+            if self._server.poll() is None:
+                data = os.path.join(self.root, "data")
+                subprocess.run(
+                    [*self._as_user, self.binary("pg_ctl"), "stop", "-D", data, "-m", "fast"]
+                    + ["-w", "-t", "20"],
+                    capture_output=True,
+                )
+            self._server.terminate()
+            try:
+                self._server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._server.kill()
+                self._server.wait()
+            self._server = None
+
+    def start_server(self, timeout_seconds: float = 30.0) -> None:
+        self._serve(timeout_seconds)
 
     def create_database(self) -> str:
         """A fresh, empty database; its URL."""
@@ -361,12 +391,5 @@ class PostgresCluster:
         return f"{self.base_url}/{name}"
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.terminate()
-            try:
-                self._server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._server.kill()
-                self._server.wait()
-            self._server = None
+        self.stop_server()
         shutil.rmtree(self.root, ignore_errors=True)

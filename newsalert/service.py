@@ -143,7 +143,10 @@ class Service:
     closers: list[Callable[[], Awaitable[None] | None]] = field(default_factory=list)
 
     async def start(self, streams: bool = True, connectors: bool = True) -> None:
+        from newsalert.metrics import set_process_info
+
         settings = self.settings
+        set_process_info()
         prepare_data_dir(settings.data_dir)
         if settings.database_url:
             # Unreachable PostgreSQL: say so now, before starting a broker for nothing.
@@ -179,8 +182,29 @@ class Service:
             await self._start_streams()
         if connectors:
             await self._start_connectors()
+        await self._start_readiness(streams)
         self.http.ready = True
         say("running; Ctrl-C to stop")
+
+    async def _start_readiness(self, streams: bool) -> None:
+        """/readyz: the broker answers, the state database answers, and with the streams the
+        worker is in its consumer group; the first round runs before the service says it runs."""
+        from newsalert.readiness import broker_check, database_check
+
+        assert self.http is not None
+        readiness = self.http.readiness
+        readiness.add("broker", broker_check(self.broker_url.removeprefix("kafka://")))
+        if streams:
+            app = self.app
+
+            async def group() -> str | None:
+                return app.group_problem()
+
+            readiness.add("group", group)
+        readiness.add("database", database_check(self.settings.state_database))
+        await readiness.check_once()
+        readiness.start()
+        self.closers.append(readiness.stop)
 
     async def _use_local_kafka(self) -> None:
         """The Apache Kafka under DATA_DIR/kafka: started and then stopped with the service

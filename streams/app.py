@@ -18,7 +18,7 @@ from typing import Any
 import faust
 
 from newsalert.settings import Settings
-from streams import articles, metrics
+from streams import articles, consumer, metrics
 from streams.classify.taxonomy import load_taxonomy
 from streams.deadletters import DeadLetters, undecoded
 from streams.pipeline import ArticleProcessor
@@ -49,6 +49,10 @@ class NewsalertApp(faust.App):
         # Faust honours processing_guarantee only in a worker (faust.Worker sets this); the
         # service runs the app itself, as its worker.
         self.in_worker = True
+
+    def group_problem(self) -> str | None:
+        """Why this worker is not a settled member of its consumer group, or None (/readyz)."""
+        return consumer.group_problem(self)
 
     def save_state(self) -> None:
         for save in self.state_savers:
@@ -144,6 +148,8 @@ def create_app(
         *batch,
     )
     app.spikes_topic = undecoded(spikes_topic)
+
+    consumer.register_lag(app)
 
     @app.on_partitions_assigned.connect
     async def count_partitions(sender: Any, assigned: set[Any], **kwargs: Any) -> None:

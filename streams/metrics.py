@@ -43,3 +43,9 @@ PARTITIONS_HELD = Gauge(
     "Partitions of each topic this worker holds now (Kafka consumer-group assignment)",
     ["topic"],
 )
+CONSUMER_LAG = Gauge(
+    "newsalert_consumer_lag",
+    "Records in each partition this worker holds after its committed offset (high watermark "
+    "minus committed offset; the position while nothing is committed), every few seconds",
+    ["topic", "partition"],
+)

@@ -100,6 +100,7 @@ class ArticleProcessor:
                 "topics": prepared["topics"],
                 "language": prepared["language"],
                 "is_update": prepared["is_update"],
+                "fetched_at": prepared.get("fetched_at") or 0.0,
             },
             state_entry=decision.entry,
         )

@@ -88,6 +88,9 @@ class Article(faust.Record, serializer="json", include_metadata=False):
     topics: dict[str, Any]
     language: str | None = None
     is_update: bool = False
+    # When a connector fetched it (0: not known), for the end-to-end latency metrics. Added
+    # without a new version: optional, and readers of either keep fields they do not know.
+    fetched_at: float = 0.0
     version: int = ARTICLE_VERSION
 
 
@@ -103,6 +106,7 @@ class TopicHit(faust.Record, serializer="json", include_metadata=False):
     source: str | None
     published: float
     terms: list[str]
+    fetched_at: float = 0.0  # as on Article
     version: int = 1
 
 

@@ -75,6 +75,7 @@ class StoryRef:
     url: str | None
     source: str | None
     published: float
+    fetched_at: float = 0.0  # 0: not known (the backtest, snapshots from before it was kept)
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,9 @@ def hit_keys(topics: dict[str, Any], entities: dict[str, list[str]]) -> list[tup
 def story_ref(item: Any) -> StoryRef:
     """The story details the detector keeps, from a classified article or a topic hit (a
     mapping or a record with those fields)."""
-    get: Callable[[str], Any] = (
-        item.__getitem__ if isinstance(item, Mapping) else lambda name: getattr(item, name)
-    )
+    mapping = isinstance(item, Mapping)
+    get: Callable[[str], Any] = item.__getitem__ if mapping else lambda name: getattr(item, name)
+    fetched_at = item.get("fetched_at") if mapping else getattr(item, "fetched_at", None)
     return StoryRef(
         article_id=get("article_id"),
         story_id=get("story_id"),
@@ -48,6 +48,7 @@ def story_ref(item: Any) -> StoryRef:
         url=get("url"),
         source=get("source"),
         published=float(get("published")),
+        fetched_at=float(fetched_at or 0.0),
     )
 
 

@@ -20,6 +20,7 @@ import faust
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from newsalert.metrics import observe_article_latency
 from streams import metrics
 from streams.deadletters import DeadLetters
 from streams.pipeline import ArticleProcessor
@@ -192,8 +193,10 @@ async def _decide(
     article = Article(**result.article)
     for topic in article.topics:
         metrics.ARTICLES_CLASSIFIED.labels(topic).inc()
+    classified_at = time.time()
     if prepared.get("fetched_at"):
-        metrics.PROCESS_LAG.observe(max(0.0, time.time() - prepared["fetched_at"]))
+        metrics.PROCESS_LAG.observe(max(0.0, classified_at - prepared["fetched_at"]))
+    observe_article_latency("classified", classified_at, article.published, article.fetched_at)
     return [await articles_topic.send(key=article.article_id, value=article)]
 
 

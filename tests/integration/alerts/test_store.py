@@ -333,3 +333,12 @@ def test_the_routing_snapshot_answers_as_the_store_does(store):
     )
     assert snapshot.endpoint_disabled("s2", "webhook", "http://127.0.0.1/h2") == "410 Gone"
     assert snapshot.group("s0|5g-security|webhook")[0] == NOW
+
+
+def test_pending_counts_say_how_many_wait_for_a_retry(store):
+    enqueue(store, 3)
+    (first, *_) = store.due(NOW)
+    store.record_attempt(
+        first, "retry", "HTTP 503", status="pending", next_attempt_at=NOW + 60, now=NOW
+    )
+    assert store.pending_counts() == (3, 1)

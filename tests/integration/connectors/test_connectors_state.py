@@ -322,3 +322,16 @@ def test_processes_opening_an_old_database_at_once_all_succeed(state_target):
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_feeds_are_counted_by_health_as_feed_rows_judge_it(open_state):
+    state = open_state()
+    error = FetchResult("error", URL, error=f"feed {URL}: HTTP 500", error_kind="http_status")
+    for n, failed_at in enumerate([None, NOW - 3600, NOW - 3600, NOW - 2 * 86400]):
+        url = f"https://news.example/{n}.xml"
+        state.add_feed(url)
+        if failed_at is not None:
+            state.record_fetch(url, error, now=failed_at, default_interval_seconds=300)
+    assert state.health_counts(NOW) == {"ok": 1, "failing": 2, "unhealthy": 1}
+    rows = state.list_feeds()
+    assert sum(not row.healthy(NOW) for row in rows) == 1

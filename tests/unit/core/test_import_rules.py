@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ("newsalert", "connectors", "streams", "alerts")
-KERNEL = ("newsalert.settings", "newsalert.database", "newsalert.netguard")
+KERNEL = ("newsalert.settings", "newsalert.database", "newsalert.netguard", "newsalert.metrics")
 SHARED_RECORDS = ("streams.records", "streams.topics")
 QUERY_LANGUAGE = ("streams.classify.query", "streams.classify.keywords")
 BROKER_LIBRARIES = ("faust", "mode", "aiokafka", "kafka")
