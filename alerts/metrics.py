@@ -38,3 +38,16 @@ ENDPOINTS_DISABLED = Counter(
     "Channels disabled (410, failing for days, bounces)",
     ["channel"],
 )
+
+
+CHANNELS = ("webhook", "email")
+DELIVERY_OUTCOMES = ("delivered", "retry", "failed", "disabled", "dead")
+
+
+def initialise() -> None:
+    """Every label value known in advance gets its series at 0 from the start: a dashboard
+    query or a rule finds it before the first event, and increase() sees the first one."""
+    for channel in CHANNELS:
+        NOTIFICATIONS_QUEUED.labels(channel)
+        for outcome in DELIVERY_OUTCOMES:
+            DELIVERIES.labels(channel, outcome)

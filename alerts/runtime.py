@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from alerts import metrics
 from alerts.channels.email import EmailChannel
 from alerts.channels.webhook import WebhookChannel
 from alerts.dispatcher import Dispatcher, Policy
@@ -33,6 +34,7 @@ def build_dispatcher(
     """The dispatcher, with config-file subscribers synced into the database (CLI-added ones
     are kept) unless ``sync_config`` is false (a CLI command run without ``--config`` must not
     drop the file's subscribers). ``public_url`` is where unsubscribe and mute links point."""
+    metrics.initialise()
     store = DeliveryStore(settings.state_database)
     if sync_config:
         store.sync_config(settings.subscriptions)

@@ -50,3 +50,35 @@ FEEDS = Gauge(
     "unhealthy (failing for a day or more); every connectors process shows the whole feed list",
     ["state"],
 )
+
+
+FETCH_OUTCOMES = ("fetched", "not_modified", "error")
+# FetchResult.error_kind: the fetcher's FetchError kinds, then the poller's and file sources'.
+FETCH_ERROR_KINDS = (
+    "connect",
+    "encoding",
+    "http",
+    "http_status",
+    "redirect",
+    "redirect_loop",
+    "too_many_redirects",
+    "ssrf",
+    "timeout",
+    "too_large",
+    "file",
+    "parse",
+    "publish",
+    "internal",
+)
+
+
+def initialise() -> None:
+    """Every label value known in advance gets its series at 0 from the start: a dashboard
+    query or a rule finds it before the first event, and increase() sees the first one."""
+    for outcome in FETCH_OUTCOMES:
+        FEED_FETCHES.labels(outcome)
+    for kind in FETCH_ERROR_KINDS:
+        FEED_FETCH_ERRORS.labels(kind)
+    for kind in ("new", "update"):
+        ARTICLES_PUBLISHED.labels(kind)
+    FEED_ENTRIES_DROPPED.labels("cap")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from connectors import metrics
 from connectors.fetcher import Fetcher
 from connectors.poller import FeedPoller
 from connectors.publisher import KafkaPublisher
@@ -33,6 +34,7 @@ class ConnectorRuntime:
 
 
 async def build_poller(settings: Settings, bootstrap_servers: str) -> ConnectorRuntime:
+    metrics.initialise()
     state = FeedState(settings.state_database)  # a SQLite file, or PostgreSQL when configured
     state.sync_config(settings.feeds)
     fetcher = Fetcher(settings)

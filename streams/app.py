@@ -20,7 +20,7 @@ import faust
 from newsalert.settings import Settings
 from streams import articles, consumer, metrics
 from streams.classify.taxonomy import load_taxonomy
-from streams.deadletters import DeadLetters, undecoded
+from streams.deadletters import STAGES, DeadLetters, undecoded
 from streams.pipeline import ArticleProcessor
 from streams.records import Article, RawArticle, Spike, TopicHit
 from streams.spikes import agent as spikes_agent
@@ -109,6 +109,7 @@ def create_app(
     spikes_topic = app.topic(names.spikes, key_type=str, value_type=Spike)
 
     taxonomy = load_taxonomy(settings.taxonomy)
+    metrics.initialise(taxonomy.topics, STAGES)
     processor = ArticleProcessor(
         taxonomy,
         dedupe_horizon_seconds=settings.dedupe_horizon_seconds,

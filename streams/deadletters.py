@@ -22,6 +22,10 @@ from streams.topics import TopicNames
 
 log = logging.getLogger(__name__)
 
+# Every agent that sends dead letters (streams/articles.py, stories/agent.py, spikes/agent.py,
+# alerts/agent.py): the ``stage`` of a DeadLetter and of newsalert_dead_letters_total.
+STAGES = ("process-articles", "assign-stories", "topic-hits", "detect-spikes", "alert")
+
 
 def undecoded(topic: faust.TopicT) -> faust.ChannelT:
     """``topic`` read as key and value bytes, for an agent that decodes each record itself."""

@@ -1,5 +1,7 @@
 """Metrics of the stream processors (default prometheus registry)."""
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 ARTICLES_PROCESSED = Counter(
@@ -49,3 +51,20 @@ CONSUMER_LAG = Gauge(
     "minus committed offset; the position while nothing is committed), every few seconds",
     ["topic", "partition"],
 )
+
+
+DUPLICATE_REASONS = ("same_url", "same_text", "redelivered")
+SPIKE_STATES = ("started", "escalated", "resolved")
+
+
+def initialise(topics: Iterable[str], stages: Iterable[str]) -> None:
+    """Every label value known in advance gets its series at 0 from the start: a dashboard
+    query or a rule finds it before the first event, and increase() sees the first one."""
+    for reason in DUPLICATE_REASONS:
+        ARTICLES_DUPLICATE.labels(reason)
+    for stage in stages:
+        DEAD_LETTERS.labels(stage)
+    for topic in topics:
+        ARTICLES_CLASSIFIED.labels(topic)
+        for state in SPIKE_STATES:
+            SPIKES.labels(topic, state)

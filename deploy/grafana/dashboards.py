@@ -83,7 +83,12 @@ BOARDS = (
                 "cps",
                 "{{kind}}",
             ),
-            Panel("Feeds by health", "sum by (state) (newsalert_feeds)", legend="{{state}}"),
+            Panel(
+                "Feeds by health",
+                "max by (state) (newsalert_feeds)",
+                legend="{{state}}",
+                description="Every connectors process reports the whole feed list: the largest count.",
+            ),
             Panel(
                 "Articles published",
                 "sum by (kind) (rate(newsalert_articles_published_total[5m]))",

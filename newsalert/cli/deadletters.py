@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from newsalert.settings import Settings
+from streams.deadletters import STAGES
 from streams.records import DeadLetter, error_line
 from streams.topics import TopicNames
 
-STAGES = ["process-articles", "assign-stories", "topic-hits", "detect-spikes", "alert"]
 EXCERPT_CHARS = 60
 BROKER_REACH_SECONDS = 10.0
 READ_SECONDS = 60.0

@@ -130,6 +130,12 @@ async def test_every_panel_and_rule_finds_its_series_in_a_real_prometheus(tmp_pa
     prometheus = Prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}")
     try:
         await prometheus.start()
+
+        async def scraped() -> bool:
+            return bool(await prometheus.query('up{job="newsalert"} == 1'))
+
+        # The spike comes after Prometheus has seen the counters at 0, as in a running service.
+        await _eventually_async(scraped, 30, "the first scrape")
         feeds.set_feed(
             "/tech.xml", "Telecom Wire", dated(load_demo_articles("huawei-5g"), time.time())
         )
