@@ -1,5 +1,6 @@
 """A TCP proxy on 127.0.0.1 that the fault drills break on purpose: it delays what it
-forwards, or cuts every connection and refuses new ones until restored."""
+forwards, resets every open connection (as a flaky network drops them), or cuts every
+connection and refuses new ones until restored."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ class FaultProxy:
     def cut(self) -> None:
         """Drop every open connection; refuse new ones until :meth:`restore`."""
         self._cut = True
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop every open connection (new ones are accepted)."""
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
