@@ -64,6 +64,34 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+class RepeatFilter(logging.Filter):
+    """While a broker is away, aiokafka logs every reconnection attempt (ten lines a second
+    and more, each at ERROR): one line of each kind per ``window_seconds`` goes through, the
+    next says how many like it were held back. Only the ``prefixes``' loggers are filtered."""
+
+    def __init__(self, prefixes: tuple[str, ...] = ("aiokafka",), window_seconds: float = 30.0):
+        super().__init__()
+        self.prefixes = prefixes
+        self.window_seconds = window_seconds
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}  # kind -> (window start, held)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        kind = (record.name, str(record.msg))
+        now = record.created
+        started, held = self._seen.get(kind, (None, 0))
+        if started is not None and now - started < self.window_seconds:
+            self._seen[kind] = (started, held + 1)
+            return False
+        self._seen[kind] = (now, 0)
+        if held:
+            record.msg = (
+                f"{record.msg} ({held} more like it in the last {self.window_seconds:.0f} s)"
+            )
+        return True
+
+
 def setup_logging(level: str) -> None:
     """Logs at the level the user chose; library chatter only at WARNING unless DEBUG."""
     root = logging.getLogger()
@@ -71,6 +99,8 @@ def setup_logging(level: str) -> None:
         root.removeHandler(handler)
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if level != "DEBUG":
+        handler.addFilter(RepeatFilter())
     root.addHandler(handler)
     root.setLevel(level)
     for name in NOISY_LOGGERS:
