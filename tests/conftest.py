@@ -4,6 +4,7 @@ the brokers the broker tests run on (`--broker-kind embedded|kafka|both`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -227,9 +228,9 @@ def sample_spike(**changes: object) -> dict:
     return spike
 
 
-@pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[PostgresCluster]:
-    """A throwaway PostgreSQL cluster on 127.0.0.1 for the whole run."""
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1, stopped on the way out."""
     cluster = PostgresCluster()
     try:
         cluster.start()
@@ -240,6 +241,13 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster for the whole run."""
+    with running_postgres() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -118,14 +118,21 @@ async def publish(bootstrap: str, topic: str, records: list[dict | bytes]) -> No
         await producer.stop()
 
 
-async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
+async def described_partitions(bootstrap: str, topic: str) -> list[dict]:
+    """The broker's description of each partition of ``topic`` (partition, leader, ...)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])
     finally:
         await admin.close()
-    return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    return described["partitions"]
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
+    return [
+        TopicPartition(topic, p["partition"]) for p in await described_partitions(bootstrap, topic)
+    ]
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[tuple[TopicPartition, int, bytes]]:

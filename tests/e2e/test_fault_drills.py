@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from newsalert.broker import free_port
@@ -38,6 +37,7 @@ from tests.drillkit import (
     article_balance,
     article_rows,
     classified_ids,
+    described_partitions,
     distinct_rows,
     exact_copies,
     group_lag,
@@ -342,13 +342,8 @@ async def test_the_partition_leader_killed_on_a_three_node_cluster_loses_nothing
 
 
 async def _leader(bootstrap: str, topic: str, partition: int) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return next(p["leader"] for p in described["partitions"] if p["partition"] == partition)
+    described = await described_partitions(bootstrap, topic)
+    return next(p["leader"] for p in described if p["partition"] == partition)
 
 
 class LagProbe:

@@ -19,6 +19,7 @@ import pytest
 from newsalert.broker import free_port
 from newsalert.localkafka import LocalKafka
 from newsalert.localservers import PostgresCluster
+from tests.conftest import running_postgres
 
 NEWSALERT = Path(sys.executable).with_name("newsalert")
 NOT_READY_WITHIN_SECONDS = 10.0  # what the README promises is "a few seconds"; this bounds it
@@ -30,16 +31,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def postgres() -> Iterator[PostgresCluster]:
     """A PostgreSQL server of the test's own: what it stops, no other test sees."""
-    cluster = PostgresCluster()
-    try:
-        cluster.start()
-    except RuntimeError as exc:
-        cluster.stop()
-        pytest.fail(str(exc))
-    try:
+    with running_postgres() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture
