@@ -143,6 +143,15 @@ BOARDS = (
                 "p95",
             ),
             Panel(
+                "Article latency (p95) by stage",
+                "histogram_quantile(0.95, sum by (le, stage, since) "
+                "(rate(newsalert_article_latency_seconds_bucket[5m])))",
+                "s",
+                "{{stage}} since {{since}}",
+                description="From an article's publication or fetch to its classification, "
+                "and to a delivered notification of a spike it is the newest story of.",
+            ),
+            Panel(
                 "Dead letters by stage (last hour)",
                 "sum by (stage) (increase(newsalert_dead_letters_total[1h]))",
                 legend="{{stage}}",
