@@ -36,6 +36,12 @@ def main() -> int:
     parser.add_argument(
         "--kafka", action="store_true", help="on Apache Kafka 4.4.0 (newsalert/localkafka.py)"
     )
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=600.0,
+        help="e2e-latency: quiet time before the first article after idle (600; 0 skips it)",
+    )
     args = parser.parse_args()
     unknown = [n for n in args.names if n not in harness.NAMES and n not in BENCHES]
     if unknown:
@@ -45,7 +51,7 @@ def main() -> int:
     if suite:
         kind = "kafka" if args.kafka else "embedded"
         print(f"== {', '.join(suite)}: {args.articles} articles, {args.rounds} rounds, {kind}")
-        harness.run(suite, args.articles, args.rounds, kind)
+        harness.run(suite, args.articles, args.rounds, kind, args.idle_seconds)
     for name in [n for n in args.names if n in BENCHES]:
         module = importlib.import_module(f"bench.{name}")
         print(f"== {name}", flush=True)

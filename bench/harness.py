@@ -45,14 +45,14 @@ def unit_of(metric: str) -> str:
     base = metric.removeprefix("fulltext_")
     if base in UNITS:
         return UNITS[base]
-    for suffix, unit in (("_seconds", "s"), ("_bytes", "bytes"), ("_per_second", "1/s")):
-        if base.endswith(suffix):
+    for part, unit in (("_seconds", "s"), ("_bytes", "bytes"), ("_fraction", "ratio")):
+        if part in base:
             return unit
     return ""
 
 
 async def _round(
-    number: int, names: list[str], count: int, kind: str
+    number: int, names: list[str], count: int, kind: str, idle_seconds: float
 ) -> dict[str, dict[str, float]]:
     from bench import peer, stream
 
@@ -87,7 +87,9 @@ async def _round(
             elif name == "e2e-latency":
                 from bench import latency
 
-                result = await latency.run_latency(kind)
+                # The idle wait (10 minutes by default) in the first round only.
+                idle = idle_seconds if number == 0 else 0.0
+                result = await latency.run_latency(kind, idle)
             else:
                 raise ValueError(f"unknown benchmark {name!r}; any of {NAMES}")
             figures[name] = result
@@ -203,9 +205,12 @@ COLUMNS = [
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    """Benchmarks by row, the main metrics by column: ``median (min-max)``."""
+    """Benchmarks by row, the main metrics by column, ``median (min-max)``; then the other
+    metrics one a line."""
     by_key = {(r["benchmark"], r["metric"]): r for r in results}
+    in_columns = {c[0] for c in COLUMNS} | {"fulltext_" + c[0] for c in COLUMNS}
     rows: list[tuple[str, str]] = []
+    others: list[str] = []
     for benchmark in dict.fromkeys(r["benchmark"] for r in results):
         for prefix, label in (("", benchmark), ("fulltext_", f"{benchmark} (full texts)")):
             if not any((benchmark, prefix + c[0]) in by_key for c in COLUMNS):
@@ -216,17 +221,13 @@ def table(results: list[dict[str, Any]]) -> str:
                 cells.append(_cell(result, scale, fmt) if result else "-")
             rows.append((label, " | ".join(cells)))
         for (name, metric), result in by_key.items():
-            if (
-                name == benchmark
-                and not any(metric.removeprefix("fulltext_") == c[0] for c in COLUMNS)
-                and metric not in ("articles", "kept", "fulltext_articles")
-            ):
-                rows.append((f"{benchmark}: {metric}", _cell(result, 1.0, "{:,.4g}")))
+            if name == benchmark and metric not in in_columns:
+                value = _cell(result, 1.0, "{:,.4g}")
+                others.append(f"{benchmark} {metric}: {value} {result['unit']}".rstrip())
     header = "| benchmark | " + " | ".join(c[1] for c in COLUMNS) + " |"
     lines = [header, "|" + " --- |" * (len(COLUMNS) + 1)]
-    for label, cells in rows:
-        lines.append(f"| {label} | {cells} |")
-    return "\n".join(lines)
+    lines.extend(f"| {label} | {cells} |" for label, cells in rows)
+    return "\n".join(lines + [""] + others)
 
 
 def _cell(result: dict[str, Any], scale: float, fmt: str) -> str:
@@ -236,14 +237,17 @@ def _cell(result: dict[str, Any], scale: float, fmt: str) -> str:
     return f"{value} ({fmt.format(result['min'] * scale)}-{fmt.format(result['max'] * scale)})"
 
 
-def run(names: list[str], count: int, rounds: int, kind: str) -> list[dict[str, Any]]:
+def run(
+    names: list[str], count: int, rounds: int, kind: str, idle_seconds: float = 600.0
+) -> list[dict[str, Any]]:
     per_round = []
     started = time.monotonic()
     for number in range(rounds):
-        per_round.append(asyncio.run(_round(number, names, count, kind)))
+        per_round.append(asyncio.run(_round(number, names, count, kind, idle_seconds)))
     results = summarise(per_round)
     info = machine(kind, count, rounds)
     info["seconds"] = round(time.monotonic() - started)
+    info["idle_seconds"] = idle_seconds
     write_latest(RESULTS / "latest.json", info, results)
     rendered = table(results)
     (RESULTS / "latest.txt").write_text(
