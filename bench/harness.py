@@ -244,6 +244,8 @@ def run(
     started = time.monotonic()
     for number in range(rounds):
         per_round.append(asyncio.run(_round(number, names, count, kind, idle_seconds)))
+        # Each round's figures as they come: a run cut short still leaves what it measured.
+        (RESULTS / "latest-rounds.json").write_text(json.dumps(per_round, indent=2) + "\n")
     results = summarise(per_round)
     info = machine(kind, count, rounds)
     info["seconds"] = round(time.monotonic() - started)
