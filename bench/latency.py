@@ -136,7 +136,12 @@ async def run_latency(kind: str, idle_seconds: float | None = None) -> dict[str,
                         figures["p50_seconds"], figures["p99_seconds"] = p50, p99
                 if idle <= 0:
                     return figures
+                # What a quiet worker and broker cost: the fetch loop (10 ms waits) goes on.
+                before = [workset.cpu_seconds(p) for p in (worker.pid, *broker.pids())]
                 await asyncio.sleep(idle)
+                after = [workset.cpu_seconds(p) for p in (worker.pid, *broker.pids())]
+                figures["idle_worker_cpu_fraction"] = (after[0] - before[0]) / idle
+                figures["idle_broker_cpu_fraction"] = (sum(after[1:]) - sum(before[1:])) / idle
                 lone = unique[offset]
                 await _open_loop(publisher, [lone], 1.0)
                 got = await arrivals.until([lone["article_id"]], DRAIN_SECONDS)
