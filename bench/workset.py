@@ -130,10 +130,15 @@ async def broker(kind: str, directory: Path | None = None) -> AsyncIterator[Brok
     """A broker of the benchmark's own: ``embedded`` (Tansu) or ``kafka`` (Apache Kafka 4.4.0,
     one KRaft node, newsalert/localkafka.py), stopped after."""
     if kind == "embedded":
-        from newsalert.broker import EmbeddedBroker
+        from newsalert.broker import EmbeddedBroker, quiet_kafka_client
 
-        async with EmbeddedBroker() as embedded:
+        embedded = EmbeddedBroker()
+        with quiet_kafka_client():  # "Unable connect" while it starts is no news
+            await embedded.start()
+        try:
             yield Broker(kind, embedded.bootstrap_servers, lambda: [embedded.pid])
+        finally:
+            embedded.stop()
         return
     from newsalert.localkafka import LocalKafka
 
