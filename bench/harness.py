@@ -29,6 +29,7 @@ RESULTS = Path(__file__).with_name("results")
 # full-length articles alone.
 UNITS = {
     "articles_per_second": "articles/s",
+    "classified_per_second": "articles/s",
     "p50_seconds": "s",
     "p99_seconds": "s",
     "cpu_seconds_per_10k": "s",
@@ -37,6 +38,8 @@ UNITS = {
     "polls_per_minute_per_core": "polls/min",
     "polls_per_wall_minute": "polls/min",
     "articles": "articles",
+    "classified": "articles",
+    "kept": "articles",
     "seconds": "s",
 }
 
@@ -78,10 +81,10 @@ async def _round(
                 result = await asyncio.to_thread(stream.work, count)
             elif name == "stream":
                 assert broker is not None
-                result = await stream.stream(broker, app_id, expected)
+                result = await stream.stream(broker, app_id, expected, count)
             elif name == "peer-quixstreams":
                 assert broker is not None
-                result = await peer.peer(broker, raw_topic, app_id, expected)
+                result = await peer.peer(broker, raw_topic, app_id, expected, count)
             elif name == "ingest":
                 result = await asyncio.to_thread(ingest)
             elif name == "e2e-latency":

@@ -28,25 +28,24 @@ DRAIN_SECONDS = 60.0  # after the last send, how long arrivals are awaited
 IDLE_SECONDS = 600.0  # set by --idle-seconds
 
 
-async def _open_loop(publisher: Any, articles: list[dict[str, Any]], rate: float) -> None:
+async def _open_loop(publisher: Any, articles: list[dict[str, Any]], rate: float) -> int:
     """Send ``articles`` at ``rate`` per second on a fixed schedule, whatever the broker and
-    the worker do (open loop): a send is started when it is due, not when the last returned."""
+    the worker do (open loop): a send is started when it is due, not when the last returned.
+    The number of sends that failed (the producer gave up: a broker that cannot keep up)."""
     from streams.records import RawArticle
 
     loop = asyncio.get_running_loop()
     started = loop.time()
-    pending = set()
+    sends = []
     for n, raw in enumerate(articles):
         due = started + n / rate
         delay = due - loop.time()
         if delay > 0.002:
             await asyncio.sleep(delay)
         record = RawArticle(**{**raw, "fetched_at": time.time()})
-        task = asyncio.create_task(publisher.publish(record))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-    if pending:
-        await asyncio.gather(*pending)
+        sends.append(asyncio.create_task(publisher.publish(record)))
+    outcomes = await asyncio.gather(*sends, return_exceptions=True)
+    return sum(isinstance(outcome, Exception) for outcome in outcomes)
 
 
 class Arrivals:
@@ -125,7 +124,8 @@ async def run_latency(kind: str, idle_seconds: float | None = None) -> dict[str,
                 for rate in RATES:
                     batch = unique[offset : offset + int(rate * SECONDS_PER_RATE)]
                     offset += len(batch)
-                    await _open_loop(publisher, batch, rate)
+                    failed = await _open_loop(publisher, batch, rate)
+                    figures[f"failed_sends_at_{rate}"] = failed
                     ids = [raw["article_id"] for raw in batch]
                     got = await arrivals.until(ids, DRAIN_SECONDS)
                     p50, p99 = _quantiles(got)

@@ -32,7 +32,9 @@ def ensure_venv() -> Path:
     return PYTHON
 
 
-async def peer(broker: workset.Broker, source: str, app_id: str, expected: int) -> dict[str, Any]:
+async def peer(
+    broker: workset.Broker, source: str, app_id: str, expected: int, inputs: int
+) -> dict[str, Any]:
     python = ensure_venv()
     output = f"{app_id}.peer-quix.classified"
     await workset.create_topics(broker.bootstrap, app_id, [output])
@@ -69,7 +71,7 @@ async def peer(broker: workset.Broker, source: str, app_id: str, expected: int) 
     reported = json.loads(lines[-1]) if lines else {}
     if not seen.cpu_at_last.get(process.pid) and "cpu_seconds" in reported:
         seen.cpu_at_last[process.pid] = reported["cpu_seconds"]  # it had exited already
-    figures = window_figures(seen, process.pid, broker, expected)
+    figures = window_figures(seen, process.pid, broker, expected, inputs)
     if reported:
         figures["peak_rss_bytes"] = reported["peak_rss_bytes"]
     elif peak is not None:

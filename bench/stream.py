@@ -190,26 +190,33 @@ async def stop_process(process: Any, timeout_seconds: float = 20.0) -> None:
 
 
 def window_figures(
-    seen: workset.Observed, pid: int, broker: workset.Broker, expected: int
+    seen: workset.Observed, pid: int, broker: workset.Broker, expected: int, inputs: int
 ) -> dict[str, float]:
-    """Throughput and CPU per 10k from a reader's first to its last record."""
+    """Throughput and CPU per 10k from a reader's first to its last record. The reader sees
+    the ``expected`` classified articles of ``inputs`` raw ones (exact copies are dropped
+    after the full work), so rates are given per raw article, as for ``ceiling`` and
+    ``work``, and ``classified_per_second`` per article that came out."""
     if seen.first_at is None or seen.last_at is None or seen.count < 2:
         raise RuntimeError(f"no output seen ({seen.count} of {expected} records)")
     if seen.count < expected:
         print(f"  warning: {seen.count} of {expected} records seen", file=sys.stderr)
+    processed = inputs * seen.count / expected
     wall = seen.last_at - seen.first_at
     cpu = seen.cpu_at_last[pid] - seen.cpu_at_first[pid]
     broker_cpu = sum(seen.cpu_at_last[p] - seen.cpu_at_first[p] for p in broker.pids())
-    # The first batch arrives at first_at: the window covers the records after it.
     return {
-        "articles": seen.count,
-        "articles_per_second": seen.count / wall if wall > 0 else float("nan"),
-        "cpu_seconds_per_10k": per_10k(cpu, seen.count),
-        "broker_cpu_seconds_per_10k": per_10k(broker_cpu, seen.count),
+        "articles": processed,
+        "classified": seen.count,
+        "articles_per_second": processed / wall if wall > 0 else float("nan"),
+        "classified_per_second": seen.count / wall if wall > 0 else float("nan"),
+        "cpu_seconds_per_10k": per_10k(cpu, processed),
+        "broker_cpu_seconds_per_10k": per_10k(broker_cpu, processed),
     }
 
 
-async def stream(broker: workset.Broker, app_id: str, expected: int) -> dict[str, float]:
+async def stream(
+    broker: workset.Broker, app_id: str, expected: int, inputs: int
+) -> dict[str, float]:
     """One ``newsalert streams`` worker over the preloaded raw topic of ``app_id``."""
     from streams.topics import TopicNames
 
@@ -223,7 +230,7 @@ async def stream(broker: workset.Broker, app_id: str, expected: int) -> dict[str
                 [worker.pid, *broker.pids()],
                 timeout_seconds=max(600.0, expected / 50),
             )
-            figures = window_figures(seen, worker.pid, broker, expected)
+            figures = window_figures(seen, worker.pid, broker, expected, inputs)
             figures["peak_rss_bytes"] = workset.peak_rss_bytes(worker.pid) or float("nan")
         finally:
             await stop_process(worker)
