@@ -102,8 +102,9 @@ kustomize:
 test: $(COMPILED) lint postgres java-maven kustomize prometheus
 	$(BIN)/pytest -q --broker-kind $(BROKERS) $(PYTEST_ARGS)
 
+# `make bench ARGS="--kafka --articles 20000 --rounds 1"`: README "Performance".
 bench: $(COMPILED)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) newsalert-data .pytest_cache .ruff_cache build connectors/*.so
