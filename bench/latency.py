@@ -55,20 +55,8 @@ class Arrivals:
         self.seconds: dict[str, float] = {}
 
     async def read(self, bootstrap: str, topic: str, stop: asyncio.Event) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=10,
-        )
-        await consumer.start()
+        consumer = await workset.reader_from_start(bootstrap, topic, fetch_max_wait_ms=10)
         try:
-            partitions = [TopicPartition(topic, p) for p in range(workset.PARTITIONS)]
-            consumer.assign(partitions)
-            for tp in partitions:
-                consumer.seek(tp, 0)
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=100)
                 now = time.time()

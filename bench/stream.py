@@ -58,17 +58,8 @@ def _own_peak_rss_bytes() -> int:
 
 
 async def _ceiling(bootstrap: str, topic: str, count: int) -> dict[str, Any]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
+    consumer = await workset.reader_from_start(bootstrap, topic)
     try:
-        partitions = [TopicPartition(topic, p) for p in range(workset.PARTITIONS)]
-        consumer.assign(partitions)
-        for tp in partitions:
-            consumer.seek(tp, 0)
         decoded = 0
         first_wall = first_cpu = 0.0
         while decoded < count:

@@ -200,6 +200,24 @@ class Observed:
         self.cpu_at_last: dict[int, float] = {}
 
 
+async def reader_from_start(bootstrap: str, topic: str, **options: Any) -> Any:
+    """A started aiokafka consumer (no group) at offset 0 of every partition of ``topic``."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **options,
+    )
+    await consumer.start()
+    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    consumer.assign(partitions)
+    for tp in partitions:
+        consumer.seek(tp, 0)
+    return consumer
+
+
 async def observe(
     bootstrap: str,
     topic: str,
@@ -211,22 +229,10 @@ async def observe(
     """Read ``topic`` from the beginning (no group) until ``expected`` records arrived, or
     nothing new for ``idle_seconds`` after the first, or ``timeout_seconds``. The CPU of
     ``pids`` is sampled at the first and the last record: the processing window."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
     seen = Observed()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=10,
-    )
-    await consumer.start()
+    consumer = await reader_from_start(bootstrap, topic, fetch_max_wait_ms=10)
     loop = asyncio.get_running_loop()
     try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(partitions)
-        for tp in partitions:
-            consumer.seek(tp, 0)
         deadline = loop.time() + timeout_seconds
         while seen.count < expected and loop.time() < deadline:
             if seen.last_at is not None and loop.time() - seen.last_at > idle_seconds:
