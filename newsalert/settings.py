@@ -349,7 +349,10 @@ class Settings(BaseSettings):
         description="how long a consumer fetch waits on a quiet partition",
     )
     producer_linger_ms: float = Field(
-        default=1.0, ge=0, description="how long a producer batches before sending"
+        default=10.0,
+        ge=0,
+        description="how long a producer batches before sending (10: a tenth of the produce "
+        "requests of 1 ms, and a third of the broker's CPU, at a few ms of latency per hop)",
     )
     # Unset: 4 s on the embedded broker (Tansu holds a first JoinGroup for about half of it),
     # 10 s on any other (Apache Kafka refuses less than its group.min.session.timeout.ms, 6 s).

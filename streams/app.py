@@ -1,8 +1,9 @@
 """create_app(settings) -> faust.App: the whole stream flow on one screen.
 
 connectors --raw_articles (keyed by article)--> process-articles (every worker)
-    --prepared (one partition)--> assign-stories (one worker) --articles--> topic-hits
-    --topic_hits (keyed by topic/entity)--> detect-spikes --spikes--> alert -> outbox
+    --prepared (one partition)--> assign-stories (one worker) --+--> articles (the output)
+                                                                +--> topic_hits (keyed by
+    topic/entity: small records) --> detect-spikes --spikes--> alert -> outbox
 
 The alert agent (alerts/agent.py) is attached to ``app.spikes_topic`` by newsalert/service.py:
 streams/ does not import alerts/. Every agent sends a record it can never process to the
@@ -13,6 +14,7 @@ actor is still processing (faust-streaming issue 606), and a crash then loses th
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import faust
@@ -94,6 +96,9 @@ def create_app(
         broker_rebalance_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
         producer_linger=settings.producer_linger_ms / 1000.0,
+        # Batches of up to 256 KiB a partition (aiokafka's default, 16 KiB, is a dozen full
+        # articles): fewer produce requests for the broker to handle.
+        producer_max_batch_size=256 * 1024,
         processing_guarantee=settings.processing_guarantee,
     )
     app.fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms
@@ -130,6 +135,8 @@ def create_app(
         app,
         prepared_topic,
         articles_topic,
+        hits_topic,
+        partial(spikes_agent.hit_records, entities=entities),
         story_state_topic,
         processor,
         broker_url.removeprefix("kafka://"),
@@ -139,11 +146,9 @@ def create_app(
     )
     spikes_agent.register(
         app,
-        articles_topic,
         hits_topic,
         spikes_topic,
         detector,
-        entities,
         snapshot,
         dead_letters,
         *batch,

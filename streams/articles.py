@@ -14,7 +14,7 @@ import faust
 from streams import metrics
 from streams.deadletters import DeadLetters, undecoded
 from streams.pipeline import ArticleProcessor
-from streams.records import RawArticle, decode, encode_prepared
+from streams.records import RawArticle, decode_fields, encode_prepared
 
 STAGE = "process-articles"
 
@@ -36,8 +36,7 @@ def register(
             for event in events:
                 metrics.ARTICLES_PROCESSED.inc()
                 try:
-                    raw = decode(RawArticle, event.value)
-                    prepared.append(processor.prepare(raw.asdict()))
+                    prepared.append(processor.prepare(decode_fields(RawArticle, event.value)))
                 except Exception as exc:
                     # A record that can never be processed must not stop the stream.
                     metrics.ARTICLES_FAILED.inc()

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 # Every agent that sends dead letters (streams/articles.py, stories/agent.py, spikes/agent.py,
 # alerts/agent.py): the ``stage`` of a DeadLetter and of newsalert_dead_letters_total.
-STAGES = ("process-articles", "assign-stories", "topic-hits", "detect-spikes", "alert")
+STAGES = ("process-articles", "assign-stories", "detect-spikes", "alert")
 
 
 def undecoded(topic: faust.TopicT) -> faust.ChannelT:

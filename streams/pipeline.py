@@ -15,7 +15,7 @@ from typing import Any
 from streams.classify.classifier import classify
 from streams.classify.taxonomy import Taxonomy
 from streams.clean.text import clean_text, detect_language
-from streams.stories.dedupe import StorySketch, normalized_text_digest
+from streams.stories.dedupe import StorySketch, normalized_text_digest, text_words
 from streams.stories.stage import Entry, StoryStage
 
 
@@ -47,17 +47,23 @@ class ArticleProcessor:
 
     def classified(self, raw: dict[str, Any]) -> tuple[str, str, str | None, dict[str, Any]]:
         """Title and text cleaned, the language, and the topics (as JSON-ready dicts)."""
+        title, text, _, language, topics = self._read(raw)
+        return title, text, language, topics
+
+    def _read(self, raw: dict[str, Any]) -> tuple[str, str, list[str], str | None, dict[str, Any]]:
         title = clean_text(raw.get("title") or "")
         text = clean_text(raw.get("body") or "", title=title)
-        language = raw.get("language") or detect_language(f"{title}\n{text}")
-        topics = classify(title, text, self.taxonomy, language=language)
-        return title, text, language, {name: match.as_dict() for name, match in topics.items()}
+        # Split once: the language, the duplicate digest and the story sketch read the words.
+        words = text_words(f"{title}\n{text}")
+        language = raw.get("language") or detect_language(f"{title}\n{text}", words)
+        matches = classify(title, text, self.taxonomy, language=language)
+        return title, text, words, language, {n: m.as_dict() for n, m in matches.items()}
 
     def prepare(self, raw: dict[str, Any]) -> dict[str, Any]:
         """The article cleaned and classified, with what ``decide`` needs (JSON-ready)."""
-        title, text, language, topics = self.classified(raw)
+        title, text, words, language, topics = self._read(raw)
         content = f"{title}\n{text}"
-        sketch = self.stage.stories.sketch(content)
+        sketch = self.stage.stories.sketch(content, words)
         return {
             "article_id": raw["article_id"],
             "url": raw.get("url"),
@@ -69,7 +75,7 @@ class ArticleProcessor:
             "language": language,
             "is_update": bool(raw.get("is_update")),
             "fetched_at": raw.get("fetched_at") or 0.0,
-            "digest": normalized_text_digest(content),
+            "digest": normalized_text_digest(content, words),
             "words": sketch.words,
             "word_count": sketch.word_count,
             "fingerprints": sketch.fingerprints,

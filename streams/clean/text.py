@@ -202,11 +202,13 @@ _HAN = re.compile("[\u4e00-\u9fff]")  # the range _has_cjk tests
 _LETTER_WORD = re.compile(r"[^\W\d_]+")
 
 
-def detect_language(text: str) -> str | None:
+def detect_language(text: str, words: list[str] | None = None) -> str | None:
     """ISO 639-1 code of ``text`` among en, de, fr, es, it, nl, pt and zh, or None if unsure.
 
     Chinese is recognised by its share of Han characters; the others by counting frequent
     function words, which is crude but needs no model and is right on a paragraph or more.
+    ``words``: the casefolded words of ``text`` when the caller has split it already (the
+    story sketch's words: streams/stories/dedupe.py ``text_words``).
     """
     if not text:
         return None
@@ -214,7 +216,8 @@ def detect_language(text: str) -> str | None:
     han_letters = sum(map(str.isalpha, _HAN.findall(text)))
     if han_letters and han_letters / sum(map(str.isalpha, text)) > 0.3:
         return "zh"
-    words = _LETTER_WORD.findall(text.casefold())
+    if words is None:
+        words = _LETTER_WORD.findall(text.casefold())
     counts = dict.fromkeys(_STOPWORDS, 0)
     for word in words:
         for lang in _LANGUAGES_OF_STOPWORD.get(word, ()):

@@ -1,5 +1,6 @@
-"""The spike agents: classified articles -> one hit per topic (and tracked entity), keyed by it
--> per-key event-time counts and baselines -> spike events.
+"""The spike agent: topic hits (one per topic and tracked entity of a classified article, keyed
+by it; sent by the story stage, ``hit_records``) -> per-key event-time counts and baselines ->
+spike events.
 
 Detector state lives in a Faust table backed by a changelog topic (a restarted worker recovers
 it), and is also saved under the data directory, because the embedded broker keeps its topics,
@@ -20,7 +21,7 @@ import faust
 
 from streams import metrics
 from streams.deadletters import DeadLetters, undecoded
-from streams.records import Article, Spike, TopicHit, decode
+from streams.records import Spike, TopicHit, decode_fields, encode_fields
 from streams.spikes import hits
 from streams.spikes.detector import SpikeDetector
 
@@ -58,20 +59,32 @@ async def _refresh_producer_metadata(app: faust.App) -> None:
         await producer.client.force_metadata_update()
 
 
-def hits_for(article: Article, entities: dict[str, list[str]]) -> list[TopicHit]:
-    return [
-        TopicHit(key=hit.key, terms=hit.terms, **asdict(hit.story))
-        for hit in hits.article_hits(article.asdict(), entities)
-    ]
+def hit_records(article: dict[str, Any], entities: dict[str, list[str]]) -> list[tuple[str, bytes]]:
+    """The topic hits of one classified article (the processor's output) as the topic-hits
+    topic carries them: ``(key, TopicHit JSON)``. Small records: the story stage sends them
+    with the article (streams/stories/agent.py), and the detector never reads an article."""
+    records = []
+    for key, terms in hits.hit_keys(article["topics"], entities):
+        fields = {
+            "key": key,
+            "article_id": article["article_id"],
+            "story_id": article["story_id"],
+            "title": article["title"],
+            "url": article["url"],
+            "source": article["source"],
+            "published": article["published"],
+            "terms": terms,
+            "fetched_at": article.get("fetched_at") or 0.0,
+        }
+        records.append((key, encode_fields(TopicHit, fields)))
+    return records
 
 
 def register(
     app: faust.App,
-    articles_topic: faust.TopicT,
     hits_topic: faust.TopicT,
     spikes_topic: faust.TopicT,
     detector: SpikeDetector,
-    entities: dict[str, list[str]],
     snapshot: SnapshotFile | None,
     dead_letters: DeadLetters,
     batch_size: int,
@@ -97,18 +110,6 @@ def register(
                 del partition_of[key]
                 if table.data.get(key) is not None:
                     detector.forget(key)
-
-    @app.agent(undecoded(articles_topic), name="topic-hits")
-    async def topic_hits(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(batch_size, within=batch_seconds):
-            for event in events:
-                try:
-                    found = hits_for(decode(Article, event.value), entities)
-                except Exception as exc:  # a record that can never be counted
-                    await dead_letters.send("topic-hits", event.message, exc)
-                    continue
-                for hit in found:
-                    await hits_topic.send(key=hit.key, value=hit)
 
     async def save_key(key: str, partition: int) -> None:
         """Write one key's whole state to the table and its changelog. Each write supersedes
@@ -138,10 +139,11 @@ def register(
             touched: dict[str, int] = {}
             for event in events:
                 try:
-                    hit = decode(TopicHit, event.value)
-                    if not detector.knows(hit.key) and table.get(hit.key) is not None:
-                        detector.restore_key(hit.key, table[hit.key])  # recovered from changelog
-                    counted = hits.Hit(hit.key, list(hit.terms), hits.story_ref(hit))
+                    hit = decode_fields(TopicHit, event.value)
+                    key = hit["key"]
+                    if not detector.knows(key) and table.get(key) is not None:
+                        detector.restore_key(key, table[key])  # recovered from changelog
+                    counted = hits.Hit(key, list(hit["terms"]), hits.story_ref(hit))
                     found, late = hits.observe(detector, counted)
                     spikes = [Spike(detected_at=time.time(), **asdict(s)) for s in found]
                 except Exception as exc:  # a record that can never be counted
@@ -152,7 +154,7 @@ def register(
                     await spikes_topic.send(key=spike.topic, value=spike)
                 if late:
                     metrics.ARTICLES_LATE.inc()
-                touched[hit.key] = partition_of[hit.key] = event.message.partition
+                touched[key] = partition_of[key] = event.message.partition
             for key, partition in touched.items():
                 await save_key(key, partition)
             dirty["since"] = dirty["since"] or time.monotonic()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,15 +23,23 @@ from aiokafka.structs import TopicPartition
 
 from newsalert.metrics import observe_article_latency
 from streams import metrics
-from streams.deadletters import DeadLetters
+from streams.deadletters import DeadLetters, undecoded
 from streams.pipeline import ArticleProcessor
-from streams.records import Article, UndecodableRecord, decode_prepared, encode_prepared
+from streams.records import (
+    Article,
+    UndecodableRecord,
+    decode_prepared,
+    encode_fields,
+    encode_prepared,
+)
 from streams.stories.stage import Entry, StoryStage, decode_entries, encode_entries
 from streams.stories.statefile import StoryStateFile
 
 log = logging.getLogger(__name__)
 
 STAGE = "assign-stories"
+
+HitsOf = Callable[[dict[str, Any]], list[tuple[str, bytes]]]
 
 
 async def read_state(bootstrap_servers: str, topic: str, stage: StoryStage) -> int:
@@ -76,6 +85,8 @@ def register(
     app: faust.App,
     prepared_topic: faust.TopicT,
     articles_topic: faust.TopicT,
+    hits_topic: faust.TopicT,
+    hits_of: HitsOf,
     state_topic: faust.TopicT,
     processor: ArticleProcessor,
     bootstrap_servers: str,
@@ -84,8 +95,12 @@ def register(
     batch_seconds: float,
     state_file: StoryStateFile | None = None,
 ) -> Any:
-    """``state_file``: where the state is also kept, and read back from (the embedded
-    broker's topics die with the process that runs it)."""
+    """``hits_of``: a classified article's topic hits as ``(key, value)`` records of
+    ``hits_topic`` (streams/spikes/agent.py ``hit_records``). ``state_file``: where the state
+    is also kept, and read back from (the embedded broker's topics die with the process that
+    runs it)."""
+    # Both written as the bytes built here: no Faust record per article or hit.
+    articles_out, hits_out = undecoded(articles_topic), undecoded(hits_topic)
     (prepared_name,) = prepared_topic.topics
     (state_name,) = state_topic.topics
     ours = TopicPartition(prepared_name, 0)
@@ -159,7 +174,9 @@ def register(
                 for prepared in articles:
                     try:
                         sent.extend(
-                            await _decide(processor, prepared, now, articles_topic, unwritten)
+                            await _decide(
+                                processor, prepared, now, articles_out, hits_out, hits_of, unwritten
+                            )
                         )
                     except Exception as exc:  # a bug: this article alone goes to the dead letters
                         metrics.ARTICLES_FAILED.inc()
@@ -181,23 +198,33 @@ async def _decide(
     prepared: dict[str, Any],
     now: float,
     articles_topic: faust.TopicT,
+    hits_topic: faust.TopicT,
+    hits_of: HitsOf,
     unwritten: list[Entry],
 ) -> list[Any]:
-    """Decide one prepared article; the pending delivery of its classified article, if any."""
+    """Decide one prepared article; the pending deliveries of its classified article and its
+    topic hits, if any. Sent, not awaited one by one: the batch waits for all of them."""
     result = processor.decide(prepared, now)
     if result.state_entry is not None:
         unwritten.append(result.state_entry)
-    if result.article is None:
+    article = result.article
+    if article is None:
         metrics.ARTICLES_DUPLICATE.labels(result.duplicate_reason).inc()
         return []
-    article = Article(**result.article)
-    for topic in article.topics:
+    records = hits_of(article)  # before sending anything: a failure here sends nothing
+    value = encode_fields(Article, article)
+    for topic in article["topics"]:
         metrics.ARTICLES_CLASSIFIED.labels(topic).inc()
     classified_at = time.time()
     if prepared.get("fetched_at"):
         metrics.PROCESS_LAG.observe(max(0.0, classified_at - prepared["fetched_at"]))
-    observe_article_latency("classified", classified_at, article.published, article.fetched_at)
-    return [await articles_topic.send(key=article.article_id, value=article)]
+    observe_article_latency(
+        "classified", classified_at, article["published"], article["fetched_at"]
+    )
+    sent = [await articles_topic.send(key=article["article_id"], value=value)]
+    for key, hit in records:
+        sent.append(await hits_topic.send(key=key, value=hit))
+    return sent
 
 
 def one_article(message: Any, prepared: dict[str, Any]) -> Any:

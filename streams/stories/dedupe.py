@@ -37,15 +37,18 @@ import re
 import unicodedata
 import zlib
 from array import array
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from itertools import chain
 
 # Exact duplicates -------------------------------------------------------------------------------
 
 
-def normalized_text_digest(text: str) -> str:
-    """A digest equal for texts that differ only in case, punctuation, spacing or Unicode form."""
-    words = re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold())
+def normalized_text_digest(text: str, words: list[str] | None = None) -> str:
+    """A digest equal for texts that differ only in case, punctuation, spacing or Unicode form.
+    ``words``: ``text_words(text)``, when the caller has them already."""
+    if words is None:
+        words = text_words(text)
     return hashlib.blake2b(" ".join(words).encode(), digest_size=16).hexdigest()
 
 
@@ -117,8 +120,13 @@ _STOPWORDS = frozenset(
 _SHINGLE_WORDS = 5
 
 
-def _words(text: str) -> list[str]:
+def text_words(text: str) -> list[str]:
+    """The words of ``text`` as the digest and the sketches see them (NFKC, casefolded): an
+    article's are computed once and given to each (``ArticleProcessor.prepare``)."""
     return re.findall(r"\w+", unicodedata.normalize("NFKC", text).casefold())
+
+
+_words = text_words
 
 
 def content_words(text: str) -> set[str]:
@@ -239,14 +247,15 @@ class StoryClusterer:
         self._index: dict[int, list[int]] = {}
         self._next_seq = 0
 
-    def sketch(self, text: str) -> StorySketch:
-        """The sketch of ``text`` with this clusterer's parameters (pure: no state)."""
-        text_words = _words(text)
-        words, word_count = _word_sketch(text_words, self.sketch_size)
+    def sketch(self, text: str, words: list[str] | None = None) -> StorySketch:
+        """The sketch of ``text`` with this clusterer's parameters (pure: no state).
+        ``words``: ``text_words(text)``, when the caller has them already."""
+        all_words = text_words(text) if words is None else words
+        sketch_words, word_count = _word_sketch(all_words, self.sketch_size)
         fingerprints = _passage_fingerprints(
-            text_words, self.fingerprint_sampling, self.max_fingerprints
+            all_words, self.fingerprint_sampling, self.max_fingerprints
         )
-        return StorySketch(words, word_count, fingerprints)
+        return StorySketch(sketch_words, word_count, fingerprints)
 
     def assign(self, article_id: str, text: str, now: float) -> str:
         """The story of ``article_id`` (stable if the same article is assigned again)."""
@@ -294,37 +303,48 @@ class StoryClusterer:
     def _best_story(
         self, words: tuple[int, ...], word_count: int, fingerprints: tuple[int, ...]
     ) -> str | None:
-        shared: dict[int, int] = {}  # candidate -> values shared (saturated ones not counted)
-        shared_passages: dict[int, int] = {}  # the same, passage fingerprints only
+        index, limit = self._index, self.max_candidates_per_value
+        # The postings of the article's values, saturated ones left out: a value in very many
+        # recent articles is no evidence. Counting runs in C (Counter over chained postings):
+        # this is the story stage's inner loop, and the one stage that cannot scale out.
+        passage_postings = []
         # The article's fingerprints that a candidate may share uncounted: those too frequent
         # to count. (A list loses its oldest article to the cap, and articles expire oldest
         # first, so while an article dropped from a list is tracked the list stays full.)
         uncounted_passages = 0
-        limit = self.max_candidates_per_value
-        for value in words:
-            posting = self._index.get(value, ())
-            if len(posting) < limit:
-                for other in posting:
-                    shared[other] = shared.get(other, 0) + 1
         for value in fingerprints:
-            posting = self._index.get(value, ())
-            if len(posting) >= limit:
-                uncounted_passages += 1
-                continue
-            for other in posting:
-                shared[other] = shared.get(other, 0) + 1
-                shared_passages[other] = shared_passages.get(other, 0) + 1
+            posting = index.get(value)
+            if posting:
+                if len(posting) >= limit:
+                    uncounted_passages += 1
+                else:
+                    passage_postings.append(posting)
+        shared_passages = Counter(chain.from_iterable(passage_postings))
+        needed_passages = self.min_shared_fingerprints - uncounted_passages
+        if word_count > self.sketch_size and needed_passages > 0:
+            # A long text can only be the same story by its passages (the word rule holds
+            # between two short texts), and a candidate must then share counted ones: the
+            # word postings, most of the counting, are not needed.
+            candidates = [o for o, n in shared_passages.items() if n >= needed_passages]
+        else:
+            word_postings = [p for v in words if (p := index.get(v)) and len(p) < limit]
+            shared = Counter(chain.from_iterable(word_postings))  # candidate -> values shared
+            shared.update(shared_passages)
+            least = min(self.min_shared_words, self.min_shared_fingerprints)
+            candidates = [other for other, count in shared.items() if count >= least]
+        if not candidates:
+            return None
         best_story, best_score = None, 0.0
         # The article's values as sets once, not once per candidate.
         word_set, fingerprint_set = frozenset(words), frozenset(fingerprints)
-        least = min(self.min_shared_words, self.min_shared_fingerprints)
-        for other, shared_values in shared.items():
-            entry = self._entries.get(other)
-            if entry is None or shared_values < least:
+        entries = self._entries
+        for other in candidates:
+            entry = entries.get(other)
+            if entry is None:
                 continue
             # At most this many passages in common: with fewer than the rule asks, only the
             # word rule can hold, and it holds only between two short texts (exact sets).
-            most_passages = shared_passages.get(other, 0) + uncounted_passages
+            most_passages = shared_passages[other] + uncounted_passages
             passages_possible = most_passages >= self.min_shared_fingerprints
             if not passages_possible and max(word_count, entry.word_count) > self.sketch_size:
                 continue

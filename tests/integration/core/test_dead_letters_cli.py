@@ -112,21 +112,21 @@ async def test_replay_by_stage_sends_back_only_that_agents_dead_letters(
     await ensure_topics(embedded_broker.bootstrap_servers, TOPICS.app_id, 1)
     for stage, topic, value in (
         ("alert", TOPICS.spikes, b"spike 1"),
-        ("topic-hits", TOPICS.articles, b"article"),
+        ("detect-spikes", TOPICS.topic_hits, b"hit"),
         ("alert", TOPICS.spikes, b"spike 2"),
     ):
         await producer.send_and_wait(
             TOPICS.deadletters, letter(stage, topic, 0, value, KeyError("x"))
         )
     async with TopicReader(
-        embedded_broker.bootstrap_servers, TOPICS.spikes, TOPICS.articles
+        embedded_broker.bootstrap_servers, TOPICS.spikes, TOPICS.topic_hits
     ) as topics:
         argv = ("deadletters", "replay", "--stage", "alert", "--broker", embedded_broker.url)
         assert await cli(*argv) == 0
         assert capsys.readouterr().out.splitlines()[-1] == "replayed 2 dead letters"
         await eventually(lambda: len(topics.of(TOPICS.spikes)) == 2, what="two spikes back")
         assert [r.value for r in topics.of(TOPICS.spikes)] == [b"spike 1", b"spike 2"]
-        assert topics.of(TOPICS.articles) == []
+        assert topics.of(TOPICS.topic_hits) == []
 
 
 async def test_replay_without_a_choice_or_with_an_unknown_id_replays_nothing(

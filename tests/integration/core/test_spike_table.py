@@ -15,6 +15,7 @@ from faust.types import TP
 
 from newsalert.settings import load_settings
 from streams.app import build_detector, create_app
+from streams.spikes.agent import hit_records
 from streams.spikes.hits import story_ref
 from streams.topics import TopicNames, ensure_topics
 from tests.conftest import eventually
@@ -31,6 +32,14 @@ def article(i: int, now: float) -> dict:
         "story_id": f"s{i}",
         "topics": {"sanctions": {"score": 2.0, "terms": [{"term": "sanctions"}]}},
     }
+
+
+async def send_hits(producer: AIOKafkaProducer, settings, classified: dict) -> None:
+    """The topic hits of a classified article, as the story stage sends them."""
+    for key, value in hit_records(classified, {}):
+        await producer.send_and_wait(
+            TopicNames(settings.app_id).topic_hits, value, key=key.encode()
+        )
 
 
 def articles_counted(state: dict | None) -> int:
@@ -55,10 +64,7 @@ async def test_table_changelog_restores_baselines_after_a_worker_restart(tmp_pat
         now = time.time()
         try:
             for i in range(10):
-                value = json.dumps(article(i, now)).encode()
-                await producer.send_and_wait(
-                    TopicNames(settings.app_id).articles, value, key=f"a{i}".encode()
-                )
+                await send_hits(producer, settings, article(i, now))
         finally:
             await producer.stop()
         # All ten counted (not just the first batch) and in the table, before the stop: what
@@ -102,9 +108,8 @@ async def test_a_key_that_moved_away_is_counted_from_the_table_when_it_comes_bac
     await producer.start()
 
     async def send(number: int) -> None:
-        value = dict(article(number, time.time()), published=time.time())
-        await producer.send_and_wait(
-            names.articles, json.dumps(value).encode(), key=f"a{number}".encode()
+        await send_hits(
+            producer, settings, dict(article(number, time.time()), published=time.time())
         )
 
     try:

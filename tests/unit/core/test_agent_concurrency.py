@@ -15,7 +15,6 @@ async def test_every_agent_the_service_runs_has_concurrency_one(tmp_path):
     assert concurrency == {
         "process-articles": 1,
         "assign-stories": 1,
-        "topic-hits": 1,
         "detect-spikes": 1,
         "alert": 1,
     }

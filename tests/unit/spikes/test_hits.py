@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import logging
 
-from streams.records import Article
+from streams.records import TopicHit, decode
 from streams.spikes import hits
-from streams.spikes.agent import SnapshotFile, hits_for
+from streams.spikes.agent import SnapshotFile, hit_records
 from streams.spikes.detector import SpikeDetector, SpikeRule
 
 HOUR = 3600.0
@@ -49,10 +49,12 @@ def test_an_article_counts_under_each_topic_and_each_entity_it_names():
 
 def test_agent_hit_records_carry_the_same_story_the_backtest_counts():
     data = article(2, T0 + 5, {"sanctions": ["ZTE", "sanctions"]})
-    records = hits_for(Article(**data), ENTITIES)
+    records = hit_records(data, ENTITIES)
     direct = hits.article_hits(data, ENTITIES)
-    assert [r.key for r in records] == [h.key for h in direct] == ["sanctions", "entity:zte"]
-    assert [hits.story_ref(r) for r in records] == [h.story for h in direct]
+    assert [key for key, _ in records] == [h.key for h in direct] == ["sanctions", "entity:zte"]
+    decoded = [decode(TopicHit, value) for _, value in records]  # what the detector reads
+    assert [hits.story_ref(r) for r in decoded] == [h.story for h in direct]
+    assert [r.terms for r in decoded] == [h.terms for h in direct]
 
 
 def test_entity_spikes_while_no_single_topic_does():

@@ -20,7 +20,7 @@ def message(key: bytes | None, value: bytes | None) -> SimpleNamespace:
     ("payload", "reason"),
     [
         (None, "no value (a tombstone)"),
-        (b"not json", "not JSON: Expecting value"),
+        (b"not json", "not JSON: invalid literal"),
         (b"\xff\x00\x81", "not JSON"),
         (b"[1, 2]", "a JSON list, not an object"),
         (b'{"title": "t"}', "not a RawArticle: no article_id, body, published"),
