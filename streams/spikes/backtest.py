@@ -177,9 +177,13 @@ def replay(
     duplicate check and story grouping) and ``detector``, as the live agents would."""
     result = BacktestResult()
     started = time.perf_counter()
-    detector.on_close = lambda key, start, count, baseline: result.series.setdefault(
-        key, []
-    ).append((start, count, baseline))
+
+    def closed(key: str, width: float, start: float, count: int, baseline: float) -> None:
+        # The chart shows each key's widest buckets (a day by default).
+        if width == max(detector.lane_rules(key)):
+            result.series.setdefault(key, []).append((start, count, baseline))
+
+    detector.on_close = closed
     result.rows, result.skipped, selected = select_articles(
         path, processor.taxonomy, workers, progress
     )
@@ -208,6 +212,7 @@ def event_json(event: SpikeEvent) -> str:
             "state": data["state"],
             "window_start": _iso(data["window_start"]),
             "window_end": _iso(data["window_end"]),
+            "width_seconds": data["width_seconds"],
             "count": data["count"],
             "baseline": data["baseline"],
             "ratio": data["ratio"],
