@@ -39,6 +39,8 @@ class BacktestResult:
     duplicates: int = 0
     late: int = 0
     seconds: float = 0.0
+    first: float = 0.0  # published time of the first and last article replayed
+    last: float = 0.0
 
 
 def parse_published(value: Any) -> float | None:
@@ -188,6 +190,8 @@ def replay(
         path, processor.taxonomy, workers, progress
     )
     selected.sort(key=lambda raw: raw["published"])  # stable: file order among equal times
+    if selected:
+        result.first, result.last = selected[0]["published"], selected[-1]["published"]
     for raw in selected:
         article = processor.process(raw, now=raw["published"]).article
         if article is None:
