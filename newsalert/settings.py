@@ -198,8 +198,8 @@ class SmtpConfig(_Frozen):
 # What each `sensitivity` sets (README "Spike detection"); an explicit parameter wins.
 SENSITIVITY: dict[str, dict[str, Any]] = {
     "low": {"min_count": 5, "ratio": 4.0, "z_threshold": 3.0, "max_p_value": 0.0001},
-    "medium": {"min_count": 3, "ratio": 3.0, "z_threshold": 2.0, "max_p_value": 0.001},
-    "high": {"min_count": 3, "ratio": 2.0, "z_threshold": 1.5, "max_p_value": 0.01},
+    "medium": {"min_count": 3, "ratio": 3.0, "z_threshold": 2.0, "max_p_value": 0.01},
+    "high": {"min_count": 3, "ratio": 2.0, "z_threshold": 1.5, "max_p_value": 0.05},
 }
 Sensitivity = Literal["low", "medium", "high"]
 
@@ -213,7 +213,7 @@ class SpikeParams(_Frozen):
     sensitivity: Sensitivity = Field(
         default="medium",
         description="sets min_count, ratio, z_threshold, max_p_value: low (5, 4, 3, 1e-4), "
-        "medium (3, 3, 2, 1e-3), high (3, 2, 1.5, 1e-2); an explicit parameter wins",
+        "medium (3, 3, 2, 0.01), high (3, 2, 1.5, 0.05); an explicit parameter wins",
     )
     widths: tuple[float, ...] = Field(
         default=(3600.0, 86400.0),
@@ -260,7 +260,7 @@ class SpikeParams(_Frozen):
         "unset: from sensitivity",
     )
     tail: Literal["poisson", "negbin"] = Field(
-        default="negbin",
+        default="poisson",
         description="tail of the count under the baseline: `negbin` (mean and variance of the "
         "baseline) or `poisson` (mean only)",
     )

@@ -65,8 +65,8 @@ class SpikeRule:
     min_count: int = 3
     ratio: float = 3.0
     z_threshold: float = 2.0
-    max_p_value: float = 0.001
-    tail: Tail = "negbin"
+    max_p_value: float = 0.01
+    tail: Tail = "poisson"
     baseline_floor_per_day: float = 0.1
     min_history_buckets: int = 24
     absolute_threshold: int | None = None
