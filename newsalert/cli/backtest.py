@@ -35,7 +35,7 @@ def add_parser(commands: Any) -> None:
         action="append",
         default=[],
         metavar="K=V",
-        help="override a spike parameter, e.g. bucket_seconds=86400 (repeat)",
+        help="override a spike parameter, e.g. sensitivity=high or widths=3600,86400 (repeat)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per spike event")
     parser.add_argument(
@@ -69,7 +69,7 @@ def spike_overrides(pairs: list[str]) -> dict[str, Any]:
         if not sep or name not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"--param {pair!r}: expected NAME=VALUE with NAME one of: {known}")
-        raw[name] = value
+        raw[name] = value.split(",") if name == "widths" else value
     try:
         parsed = SpikeParams(**raw)
     except ValidationError as exc:

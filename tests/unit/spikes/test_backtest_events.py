@@ -133,3 +133,17 @@ def test_backtest_refuses_a_plot_it_cannot_draw_and_a_bad_events_file(small, cap
     bad.write_text("[{")
     assert main(["backtest", "--from", str(small), "--events", str(bad)]) == 2
     assert "--events" in capsys.readouterr().err
+
+
+def test_param_sets_the_widths_and_the_sensitivity(small, capsys):  # noqa: F811
+    args = ["backtest", "--from", str(small), "--json", "--workers", "1"]
+    assert main([*args, "--param", "widths=3600"]) == 0
+    hour_only = capsys.readouterr().out
+    assert main([*args, "--param", "widths=3600,86400"]) == 0
+    both = capsys.readouterr().out
+    found = [json.loads(line) for line in hour_only.splitlines()]
+    assert found and all(e["width_seconds"] == 3600 for e in found)
+    assert hour_only == both  # five days: too short a history for the day width to start one
+    assert main([*args, "--param", "sensitivity=low"]) == 0
+    low = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert low[0]["count"] >= 5  # low: a floor of five stories
