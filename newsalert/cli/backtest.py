@@ -83,8 +83,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.classify.taxonomy import load_taxonomy
     from streams.pipeline import ArticleProcessor
     from streams.spikes.backtest import event_json, print_report, replay
+    from streams.spikes.detector import DAY_SECONDS
     from streams.spikes.plot import render_html
-    from streams.spikes.scoring import load_events, print_score, score
+    from streams.spikes.scoring import bursts, load_events, print_score, score
 
     overrides = spike_overrides(args.param)
     spike = settings.spike
@@ -136,6 +137,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         topics = set(args.topic) if args.topic else set(taxonomy.topics)
         known = [e for e in known if e.topic in topics]
         scored = score(known, result.events, topics, result.first, result.last)
+        if all(max(detector.lane_rules(key)) == DAY_SECONDS for key in result.series):
+            scored.bursts = bursts(result.series, result.events, topics)
     if args.plot is not None:
         charted = sorted(
             set(args.topic) if args.topic else set(result.series) | set(taxonomy.topics)

@@ -85,6 +85,8 @@ class Score:
     weeks: float
     topics: dict[str, TopicScore]
     by_split: dict[str, tuple[int, int]]  # split -> (found, events)
+    # Days of 6+ and of 3-5 stories against a daily baseline below one: (found, days).
+    bursts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def found(self) -> int:
@@ -109,6 +111,7 @@ class Score:
                 k: {"found": f, "events": n} for k, (f, n) in self.by_split.items()
             },
             "other_spikes_per_topic_week": round(self.other_per_topic_week, 4),
+            "bursts": {k: {"found": f, "days": n} for k, (f, n) in self.bursts.items()},
             "topics": {
                 name: {
                     "events": t.events,
@@ -163,6 +166,30 @@ def score(
     return Score(weeks, result, {k: (v[0], v[1]) for k, v in sorted(by_split.items())})
 
 
+def bursts(
+    daily: dict[str, list[tuple[float, int, float]]], spikes: list[SpikeEvent], topics: set[str]
+) -> dict[str, tuple[int, int]]:
+    """The issue's own yardstick, from each topic's closed day buckets (start, count, baseline
+    before it): days with 6+ stories, and with 3-5, against a baseline below one a day, and how
+    many have a spike starting or escalating within a day."""
+    signals: dict[str, list[float]] = defaultdict(list)
+    for spike in spikes:
+        if spike.state in ("started", "escalated"):
+            signals[spike.topic].append(spike.window_start)
+    found = {"6+": [0, 0], "3-5": [0, 0]}
+    for topic, points in daily.items():
+        if topic not in topics:
+            continue
+        for start, count, baseline in points:
+            if count < 3 or baseline >= 1:
+                continue
+            size = "6+" if count >= 6 else "3-5"
+            hit = any(start - DAY <= when < start + 2 * DAY for when in signals.get(topic, []))
+            found[size][0] += hit
+            found[size][1] += 1
+    return {k: (v[0], v[1]) for k, v in found.items()}
+
+
 def print_score(result: Score, out: Any) -> None:
     def pct(found: int, events: int) -> str:
         return f"{found}/{events} ({100 * found / events:.0f}%)" if events else "0/0"
@@ -174,6 +201,9 @@ def print_score(result: Score, out: Any) -> None:
         + f"; other spikes {result.other_per_topic_week:.3f} per topic-week "
         f"({len(result.topics)} topics, {result.weeks:.0f} weeks)\n"
     )
+    if result.bursts:
+        parts = [f"{size} stories {pct(*counts)}" for size, counts in result.bursts.items()]
+        out.write(f"Bursts against a baseline below one a day found: {', '.join(parts)}\n")
     for name, topic in sorted(result.topics.items()):
         missed = ", ".join(_iso_day(e.start) for e in topic.missed)
         out.write(

@@ -147,3 +147,20 @@ def test_param_sets_the_widths_and_the_sensitivity(small, capsys):  # noqa: F811
     assert main([*args, "--param", "sensitivity=low"]) == 0
     low = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert low[0]["count"] >= 5  # low: a floor of five stories
+
+
+def test_bursts_against_a_low_baseline_are_counted_by_size_and_found_by_start_or_escalation():
+    from streams.spikes.scoring import bursts
+
+    daily = {
+        "a": [
+            (D0 + 1 * DAY, 7, 0.4),  # 6+, a spike started the day before: found
+            (D0 + 10 * DAY, 4, 0.5),  # 3-5, escalated the same day: found
+            (D0 + 20 * DAY, 3, 0.3),  # 3-5, nothing near: missed
+            (D0 + 30 * DAY, 9, 1.5),  # baseline not below one: not a burst of this kind
+            (D0 + 40 * DAY, 2, 0.1),  # under three stories
+        ],
+        "elsewhere": [(D0, 8, 0.1)],  # not a topic scored
+    }
+    spikes = [spike("a", 0), spike("a", 10, "escalated"), spike("a", 24)]
+    assert bursts(daily, spikes, {"a"}) == {"6+": (1, 1), "3-5": (1, 2)}
