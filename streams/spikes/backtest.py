@@ -241,11 +241,20 @@ def print_report(result: BacktestResult, out: TextIO, width: int = 72) -> None:
     for event in result.events:
         titles = "; ".join(s["title"][:60] for s in event.top_stories[:2])
         out.write(
-            f"{_iso(event.window_start)}  {event.topic:<28} {event.state:<9} count {event.count:>4}"
+            f"{_iso(event.window_start)}  {event.topic:<28} {event.state:<9} "
+            f"{_width(event.width_seconds):>3}  count {event.count:>4}"
             f"  baseline {event.baseline:>6.2f}  score {event.score:>6.2f}  {titles}\n"
         )
     for key in sorted(result.series):
         out.write("\n" + chart(key, result.series[key], starts, width))
+
+
+def _width(seconds: float) -> str:
+    """``1h``, ``1d``: the bucket width an event was seen at, short."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def chart(key: str, series: list[tuple[float, int, float]], starts, width: int) -> str:
