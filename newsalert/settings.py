@@ -197,9 +197,9 @@ class SmtpConfig(_Frozen):
 
 # What each `sensitivity` sets (README "Spike detection"); an explicit parameter wins.
 SENSITIVITY: dict[str, dict[str, Any]] = {
-    "low": {"min_count": 5, "ratio": 4.0, "z_threshold": 3.0, "max_p_value": 0.0001},
-    "medium": {"min_count": 3, "ratio": 3.0, "z_threshold": 2.0, "max_p_value": 0.01},
-    "high": {"min_count": 3, "ratio": 2.0, "z_threshold": 1.5, "max_p_value": 0.05},
+    "low": {"min_count": 5, "ratio": 4.0, "z_threshold": 3.0, "max_p_value": 0.001},
+    "medium": {"min_count": 3, "ratio": 3.0, "z_threshold": 2.0, "max_p_value": 0.03},
+    "high": {"min_count": 3, "ratio": 2.0, "z_threshold": 1.5, "max_p_value": 0.1},
 }
 Sensitivity = Literal["low", "medium", "high"]
 
@@ -212,8 +212,8 @@ class SpikeParams(_Frozen):
 
     sensitivity: Sensitivity = Field(
         default="medium",
-        description="sets min_count, ratio, z_threshold, max_p_value: low (5, 4, 3, 1e-4), "
-        "medium (3, 3, 2, 0.01), high (3, 2, 1.5, 0.05); an explicit parameter wins",
+        description="sets min_count, ratio, z_threshold, max_p_value: low (5, 4, 3, 0.001), "
+        "medium (3, 3, 2, 0.03), high (3, 2, 1.5, 0.1); an explicit parameter wins",
     )
     widths: tuple[float, ...] = Field(
         default=(3600.0, 86400.0),
@@ -256,11 +256,12 @@ class SpikeParams(_Frozen):
         default=None,
         gt=0,
         le=1,
-        description="significance: maximum tail probability of the count under the baseline; "
-        "unset: from sensitivity",
+        description="significance per day: maximum tail probability of a day bucket's count "
+        "under its baseline (a narrower width gets its share: an hour a 24th); unset: from "
+        "sensitivity",
     )
     tail: Literal["poisson", "negbin"] = Field(
-        default="poisson",
+        default="negbin",
         description="tail of the count under the baseline: `negbin` (mean and variance of the "
         "baseline) or `poisson` (mean only)",
     )

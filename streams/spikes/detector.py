@@ -12,15 +12,21 @@ its width. Articles for a bucket already closed are counted as late and change n
 
 Baseline, per width: an exponentially weighted mean and variance of closed buckets
 (``ewma_alpha``, default ``2 / (baseline_buckets + 1)``: 24 hours, 24 days), plus optionally a
-seasonal profile by hour of week. A bucket *qualifies* when its count ``c`` against the baseline
-mean ``m`` (variance ``v``) is improbable and above a small floor:
+seasonal profile by hour of week. A spike's first bucket is not learnt, and while a spike runs
+its buckets move the mean but not the variance (the next burst is not hidden by this one). A
+bucket *qualifies* when its count ``c`` against the baseline mean ``m`` (variance ``v``) is
+improbable and above a small floor:
 
     c >= min_count,  c >= ratio * max(m, 1),  (c - m) / sqrt(max(v, m, 1)) >= z_threshold,
-    P(X >= c) <= max_p_value   for X ~ Poisson(m') or NegBin(m', max(v, m')), m' = max(m, floor)
+    P(X >= c) <= max_p_value * width / day   for X ~ NegBin(m', max(v, m')) or Poisson(m'),
+    m' = max(m, floor)
 
-(``floor`` is ``baseline_floor_per_day`` scaled to the width, so an empty history does not make
-three stories improbable). The floor adapts: a quiet topic's three or four stories in a day are
-improbable, a busy topic needs a real rise.
+``max_p_value`` is a significance per day: an hour width, testing 24 buckets a day, holds each
+to a 24th of it (not so for the deprecated single ``bucket_seconds``, where it is per bucket).
+``floor`` is ``baseline_floor_per_day`` scaled to the width, so an empty history does not make
+three stories improbable. The floor adapts: a quiet topic's three or four stories in a day are
+improbable, a busy topic needs a real rise, and the negative binomial (default) takes a daily
+rhythm's spread from the variance.
 
 Lifecycle, one per key whatever the width: a bucket that qualifies at any width ``started`` a
 spike (``width_seconds`` says at which), unless one is running or the key cools down;
@@ -65,8 +71,8 @@ class SpikeRule:
     min_count: int = 3
     ratio: float = 3.0
     z_threshold: float = 2.0
-    max_p_value: float = 0.01
-    tail: Tail = "poisson"
+    max_p_value: float = 0.03  # per day: a width of an hour holds each bucket to a 24th
+    tail: Tail = "negbin"
     baseline_floor_per_day: float = 0.1
     min_history_buckets: int = 24
     absolute_threshold: int | None = None
@@ -77,6 +83,8 @@ class SpikeRule:
     top_stories: int = 5
     top_terms: int = 10
     recent_buckets: int = 24
+    # Set per width by ``at_width``: the share of ``max_p_value`` one bucket is held to.
+    p_value_scale: float = 1.0
 
     @property
     def alpha(self) -> float:
@@ -89,8 +97,13 @@ class SpikeRule:
         return tuple(sorted({float(w) for w in self.widths}))
 
     def at_width(self, width: float) -> SpikeRule:
-        """This rule for the buckets of one width (``bucket_seconds`` is then that width)."""
-        return replace(self, bucket_seconds=width, widths=(width,))
+        """This rule for the buckets of one width (``bucket_seconds`` is then that width).
+
+        ``max_p_value`` is a significance per day: a narrower width tests more buckets a day,
+        and each is held to its share (an hour: a 24th), so an hour width is no noisier than a
+        day width. The deprecated single ``bucket_seconds`` keeps its meaning of per bucket."""
+        scale = 1.0 if self.bucket_seconds is not None else min(1.0, width / DAY_SECONDS)
+        return replace(self, bucket_seconds=width, widths=(width,), p_value_scale=scale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +404,7 @@ class SpikeDetector:
             count >= rule.min_count
             and count >= rule.ratio * max(mean, 1.0)
             and self._z(count, mean, var) >= rule.z_threshold
-            and tail_probability(rule, count, mean, var) <= rule.max_p_value
+            and tail_probability(rule, count, mean, var) <= rule.max_p_value * rule.p_value_scale
         )
 
     def _check(
@@ -444,8 +457,10 @@ class SpikeDetector:
         if self.on_close is not None:
             self.on_close(key, width, index * width, count, mean)
         if not own or index != active.get("start_index"):  # type: ignore[union-attr]
-            # A spike's own first bucket does not raise the baseline it is measured against.
-            self._learn(lane, rule, index, count)
+            # A spike's own first bucket does not raise the baseline it is measured against,
+            # and while a spike runs its buckets move the mean (a lasting rise becomes the new
+            # level) but not the variance (the next burst is not hidden by this one).
+            self._learn(lane, rule, index, count, spread=active is None)
         lane.closed_count += 1
         lane.closed_through = index
         lane.history.append(count)
@@ -461,7 +476,9 @@ class SpikeDetector:
         if len(lane.past) > keep:
             del lane.past[:-keep]
 
-    def _learn(self, lane: _Lane, rule: SpikeRule, index: int, count: int) -> None:
+    def _learn(
+        self, lane: _Lane, rule: SpikeRule, index: int, count: int, spread: bool = True
+    ) -> None:
         if lane.closed_count == 0:
             lane.mean, lane.var = float(count), 0.0
         else:
@@ -469,7 +486,8 @@ class SpikeDetector:
             diff = count - lane.mean
             increment = alpha * diff
             lane.mean += increment
-            lane.var = (1 - alpha) * (lane.var + diff * increment)
+            if spread:
+                lane.var = (1 - alpha) * (lane.var + diff * increment)
         if rule.seasonal:
             slot = self._slot(rule, index)
             previous = lane.seasonal_mean.get(slot)

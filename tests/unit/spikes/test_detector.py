@@ -16,7 +16,7 @@ T0 = 1_700_000_000 // 3600 * 3600  # a bucket boundary
 # The single-width rule of before several widths (1 h buckets, min count 5, z 3, Poisson tail
 # 1e-4 over a baseline of at least 0.5 an hour): these tests pin its behaviour.
 LEGACY = dict(
-    widths=(HOUR,),
+    bucket_seconds=HOUR,
     min_count=5,
     z_threshold=3.0,
     max_p_value=0.0001,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 
 from streams.spikes.detector import SpikeDetector, SpikeRule, StoryRef, negbin_tail, poisson_tail
 
@@ -163,3 +164,40 @@ def test_a_single_width_state_file_is_migrated_with_a_log_line(caplog):
     assert "restored as its 3600 s buckets" in caplog.text
     assert migrated.baseline("t", HOUR) == old.baseline("t", HOUR)
     assert migrated.snapshot()["keys"]["t"]["lanes"].keys() == {"3600"}
+
+
+# --- a busy topic with a daily rhythm, timed to the minute --------------------------------
+
+
+def test_defaults_on_a_busy_daily_cycle_rarely_alarm_and_find_the_bursts():
+    # Between 1 and 9 Poisson articles an hour (five seeds of four weeks): the negative
+    # binomial tail takes the rhythm's spread from the baseline's variance, and the per-day
+    # significance holds each hour to a 24th of it.
+    from tests.unit.spikes.test_detector import daily_cycle, run, synthetic_stream
+
+    rule = SpikeRule(allowed_lateness_seconds=0)
+    false_alarms = sum(
+        len(run(rule, synthetic_stream(random.Random(seed), 24 * 7 * 4, daily_cycle)))
+        for seed in range(5)
+    )
+    assert false_alarms <= 2  # 1 with these seeds, in 20 weeks
+    burst_hours = [24 * 9 + 3, 24 * 13 + 15, 24 * 20 + 6, 24 * 25 + 18]
+    found = 0
+    for seed in range(100, 105):
+        stream = synthetic_stream(
+            random.Random(seed), 24 * 7 * 4, daily_cycle, [(h, 25) for h in burst_hours]
+        )
+        starts = run(rule, stream)
+        found += sum(any(h <= s <= h + 1 for s in starts) for h in burst_hours)
+    assert found >= 18  # 19 of 20 with these seeds
+
+
+def test_a_spike_does_not_widen_the_variance_that_the_next_burst_is_judged_by():
+    # Three days of burst (one spike: the second and third days are not quiet), then four
+    # stories a few days later: judged against the quiet days' spread, not the burst's.
+    rule = SpikeRule(widths=(DAY,), min_history_buckets=4, allowed_lateness_seconds=0)
+    quiet = [story(i, D0 + d * DAY + 7200) for i, d in enumerate(range(0, 30, 4))]
+    burst = [story(500 + i, D0 + (30 + i // 6) * DAY + 600 * i + 60) for i in range(18)]
+    later = [story(700 + i, D0 + 37 * DAY + 600 * i + 60) for i in range(4)]
+    _, events = run(rule, quiet + burst + later)
+    assert starts(events) == [(DAY, 30 * 24), (DAY, 37 * 24)]
