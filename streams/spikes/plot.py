@@ -18,7 +18,8 @@ h2 { font-size: 1.05em; margin: 1.4em 0 0.2em; }
 p.legend { font-size: 0.85em; color: #555; }
 svg { background: #fafafa; border: 1px solid #ddd; }
 rect.volume { fill: #5b7fa6; }
-rect.event { fill: #2e9d58; fill-opacity: 0.18; }
+rect.event { fill: #2e9d58; fill-opacity: 0.35; }
+path.event { fill: #2e9d58; }
 path.spike { fill: #c0392b; }
 line.spike { stroke: #c0392b; stroke-width: 1; stroke-opacity: 0.5; }
 text { font-size: 11px; fill: #555; }
@@ -69,8 +70,14 @@ def chart(
         start, end = _day(event.start), _day(event.end)
         parts.append(
             f'<rect class="event" data-start="{_iso(start)}" x="{x(start):.1f}" y="{PAD / 2:.1f}" '
-            f'width="{max((end - start) * x_per_day, 2):.1f}" height="{HEIGHT - 1.5 * PAD:.1f}">'
+            f'width="{max((end - start) * x_per_day, 3):.1f}" height="{HEIGHT - 1.5 * PAD:.1f}">'
             f"<title>event {_iso(start)}..{_iso(end - 1)}: {escape(event.what)}</title></rect>"
+        )
+        # Days are thinner than a pixel over years: a mark under the axis keeps it visible.
+        cx = x(start)
+        parts.append(
+            f'<path class="event" d="M{cx - 4:.1f},{HEIGHT - PAD + 10:.1f} '
+            f'L{cx + 4:.1f},{HEIGHT - PAD + 10:.1f} L{cx:.1f},{HEIGHT - PAD + 2:.1f} Z"/>'
         )
     bar = max(x_per_day, 1.0)
     for day, count in sorted(volume.items()):
@@ -139,7 +146,6 @@ def render_html(
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
         f"<h1>{escape(title)}</h1>"
         '<p class="legend">Bars: distinct stories per day. Red marks: spike starts (hover for '
-        "the width, count and top stories). Green bands: known events.</p>"
-        + "\n".join(sections)
-        + "</body></html>\n"
+        "the width, count and top stories). Green bands and marks under the axis: known "
+        "events.</p>" + "\n".join(sections) + "</body></html>\n"
     )
