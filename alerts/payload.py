@@ -29,13 +29,25 @@ def _safe_link(url: str | None) -> str | None:
     return url if urlsplit(url).scheme.lower() in ("http", "https") else None
 
 
+def width_label(seconds: float) -> str:
+    """``3600`` -> ``1 hour``, ``86400`` -> ``1 day``: how an alert names a bucket width."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}" + ("s" if n > 1 else "")
+    return f"{seconds:g} seconds"
+
+
 def spike_summary(spike: dict[str, Any]) -> dict[str, Any]:
     """The part of a payload that describes one spike event."""
+    # Events from before several widths carry no width: their window is one bucket.
+    width = spike.get("width_seconds") or (spike["window_end"] - spike["window_start"])
     return {
         "topic": spike["topic"],
         "state": spike["state"],
         "spike_id": spike["spike_id"],
         "window": {"start": iso(spike["window_start"]), "end": iso(spike["window_end"])},
+        "width_seconds": int(width),
         "count": spike["count"],
         "baseline": round(float(spike["baseline"]), 3),
         "ratio": round(float(spike["ratio"]), 3),
@@ -96,7 +108,7 @@ def webhook_body(payload: dict[str, Any]) -> bytes:
 
 @cache
 def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("alerts", "templates"),
         # Titles and terms come from the web: HTML is escaped; plain text stays as written.
         autoescape=jinja2.select_autoescape(
@@ -106,6 +118,8 @@ def _templates() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["width_label"] = width_label
+    return env
 
 
 def chart_svg(

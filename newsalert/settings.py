@@ -195,10 +195,36 @@ class SmtpConfig(_Frozen):
     )
 
 
-class SpikeParams(_Frozen):
-    """Spike rule parameters (streams/spikes/detector.py documents each; README lists defaults)."""
+# What each `sensitivity` sets (README "Spike detection"); an explicit parameter wins.
+SENSITIVITY: dict[str, dict[str, Any]] = {
+    "low": {"min_count": 5, "ratio": 4.0, "z_threshold": 3.0, "max_p_value": 0.001},
+    "medium": {"min_count": 3, "ratio": 3.0, "z_threshold": 2.0, "max_p_value": 0.03},
+    "high": {"min_count": 3, "ratio": 2.0, "z_threshold": 1.5, "max_p_value": 0.1},
+}
+Sensitivity = Literal["low", "medium", "high"]
 
-    bucket_seconds: float = Field(default=3600.0, gt=0, description="bucket width in event time")
+
+class SpikeParams(_Frozen):
+    """Spike rule parameters (streams/spikes/detector.py documents each; README lists defaults).
+
+    ``min_count``, ``ratio``, ``z_threshold`` and ``max_p_value`` left unset come from
+    ``sensitivity``."""
+
+    sensitivity: Sensitivity = Field(
+        default="medium",
+        description="sets min_count, ratio, z_threshold, max_p_value: low (5, 4, 3, 0.001), "
+        "medium (3, 3, 2, 0.03), high (3, 2, 1.5, 0.1); an explicit parameter wins",
+    )
+    widths: tuple[float, ...] = Field(
+        default=(3600.0, 86400.0),
+        min_length=1,
+        description="bucket widths in seconds, each with its own baseline; one spike per key",
+    )
+    bucket_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="deprecated: one bucket width only (replaces `widths` when set)",
+    )
     count_by: Literal["articles", "stories", "sources"] = Field(
         default="stories", description="what a bucket counts: `stories`, `articles` or `sources`"
     )
@@ -206,7 +232,7 @@ class SpikeParams(_Frozen):
         default=7200.0, ge=0, description="how long a bucket waits for late articles"
     )
     baseline_buckets: int = Field(
-        default=24, ge=1, description="EWMA span of the baseline, in buckets"
+        default=24, ge=1, description="EWMA span of each width's baseline, in its buckets"
     )
     ewma_alpha: float | None = Field(
         default=None,
@@ -215,16 +241,37 @@ class SpikeParams(_Frozen):
         description="EWMA weight of the newest bucket; unset: 2 / (baseline_buckets + 1)",
     )
     seasonal: bool = Field(default=False, description="learn hour-of-day and hour-of-week profiles")
-    min_count: int = Field(default=5, ge=1, description="minimum count for a spike")
-    ratio: float = Field(default=3.0, ge=1.0, description="minimum count / baseline")
-    z_threshold: float = Field(
-        default=3.0, ge=0, description="minimum standard deviations above the baseline"
+    min_count: int | None = Field(
+        default=None, ge=1, description="absolute floor: minimum count; unset: from sensitivity"
     )
-    max_p_value: float = Field(
-        default=0.0001, gt=0, le=1, description="maximum Poisson tail probability of the count"
+    ratio: float | None = Field(
+        default=None, ge=1.0, description="minimum count / baseline; unset: from sensitivity"
+    )
+    z_threshold: float | None = Field(
+        default=None,
+        ge=0,
+        description="minimum standard deviations above the baseline; unset: from sensitivity",
+    )
+    max_p_value: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="significance per day: maximum tail probability of a day bucket's count "
+        "under its baseline (a narrower width gets its share: an hour a 24th); unset: from "
+        "sensitivity",
+    )
+    tail: Literal["poisson", "negbin"] = Field(
+        default="negbin",
+        description="tail of the count under the baseline: `negbin` (mean and variance of the "
+        "baseline) or `poisson` (mean only)",
+    )
+    baseline_floor_per_day: float = Field(
+        default=0.1,
+        ge=0,
+        description="lowest expected count per day the tail is computed with (scaled to width)",
     )
     min_history_buckets: int = Field(
-        default=24, ge=0, description="closed buckets needed before a spike can start"
+        default=24, ge=0, description="closed buckets of a width needed before it starts a spike"
     )
     absolute_threshold: int | None = Field(
         default=None,
@@ -246,13 +293,28 @@ class SpikeParams(_Frozen):
     top_stories: int = Field(default=5, ge=1, description="stories a spike event carries")
 
 
+SENSITIVE = ("min_count", "ratio", "z_threshold", "max_p_value")
+
+
+def resolve_sensitivity(params: dict[str, Any], explicit: set[str]) -> dict[str, Any]:
+    """The detector's parameters: ``sensitivity`` replaced by the values it maps to, for those
+    of its parameters not set explicitly (``explicit``)."""
+    level = SENSITIVITY[params["sensitivity"]]
+    resolved = {name: value for name, value in params.items() if name != "sensitivity"}
+    for name in SENSITIVE:
+        if name not in explicit or resolved.get(name) is None:
+            resolved[name] = level[name]
+    return resolved
+
+
 class SpikeConfig(SpikeParams):
     """Defaults for every topic, ``topics`` overrides per topic, ``entities`` turns on
     per-entity spikes (alias names from the taxonomy, e.g. ``huawei``) with ``entity`` params."""
 
     topics: dict[str, dict[str, Any]] = Field(
         default={},
-        description="per-topic overrides of these parameters: {topic: {name: value}}",
+        description="per-topic overrides of these parameters (`sensitivity` too): "
+        "{topic: {name: value}}",
     )
     entities: tuple[str, ...] = Field(
         default=(), description="taxonomy entities that also get spikes of their own (`huawei`)"
@@ -263,7 +325,7 @@ class SpikeConfig(SpikeParams):
 
     @model_validator(mode="after")
     def _overrides_valid(self) -> SpikeConfig:
-        base = self.base_params()
+        base = self._explicit_base()
         for name, params in {**self.topics, "entity": self.entity}.items():
             try:
                 SpikeParams(**{**base, **params})
@@ -273,14 +335,25 @@ class SpikeConfig(SpikeParams):
                 raise ValueError(f"spike override {name!r}: {where}: {first['msg']}") from None
         return self
 
+    def _explicit_base(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"topics", "entities", "entity"}, exclude_none=True)
+
+    def _resolve(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        own = {k for k in self.model_fields_set if k not in ("topics", "entities", "entity")}
+        own |= {k for k in SENSITIVE if getattr(self, k) is not None}
+        if "sensitivity" in overrides:
+            # A key's own sensitivity is more specific than the defaults' explicit values.
+            own -= set(SENSITIVE)
+        params = {**self.model_dump(exclude={"topics", "entities", "entity"}), **overrides}
+        return resolve_sensitivity(params, own | set(overrides))
+
     def base_params(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"topics", "entities", "entity"})
+        return self._resolve({})
 
     def params_for(self, key: str) -> dict[str, Any]:
-        base = self.base_params()
         if key.startswith("entity:"):
-            return {**base, **self.entity}
-        return {**base, **self.topics.get(key, {})}
+            return self._resolve(dict(self.entity))
+        return self._resolve(dict(self.topics.get(key, {})))
 
 
 class Settings(BaseSettings):

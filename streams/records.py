@@ -127,6 +127,8 @@ class Spike(faust.Record, serializer="json", include_metadata=False):
     top_terms: list[str]
     recent_counts: list[dict[str, Any]]  # {"start": epoch, "count": int}, oldest first
     version: int = SPIKE_VERSION
+    # The bucket width it was seen at; None in events from before several widths.
+    width_seconds: float | None = None
 
 
 class DeadLetter(faust.Record, serializer="json", include_metadata=False):

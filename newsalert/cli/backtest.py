@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -34,9 +35,22 @@ def add_parser(commands: Any) -> None:
         action="append",
         default=[],
         metavar="K=V",
-        help="override a spike parameter, e.g. bucket_seconds=86400 (repeat)",
+        help="override a spike parameter, e.g. sensitivity=high or widths=3600,86400 (repeat)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per spike event")
+    parser.add_argument(
+        "--events",
+        type=Path,
+        metavar="FILE",
+        help="JSON list of known events {topic, start, end}: print the recall (events with a "
+        "spike starting within a day) and the other spikes per topic-week",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.html",
+        help="write each topic's daily volume with spikes (and --events) marked, as HTML",
+    )
     parser.add_argument("--config", type=Path, help="YAML config (taxonomy, spike settings)")
     parser.add_argument("--width", type=int, default=72, help="chart width in columns")
     parser.add_argument(
@@ -55,7 +69,7 @@ def spike_overrides(pairs: list[str]) -> dict[str, Any]:
         if not sep or name not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"--param {pair!r}: expected NAME=VALUE with NAME one of: {known}")
-        raw[name] = value
+        raw[name] = value.split(",") if name == "widths" else value
     try:
         parsed = SpikeParams(**raw)
     except ValidationError as exc:
@@ -69,6 +83,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.classify.taxonomy import load_taxonomy
     from streams.pipeline import ArticleProcessor
     from streams.spikes.backtest import event_json, print_report, replay
+    from streams.spikes.detector import DAY_SECONDS
+    from streams.spikes.plot import render_html
+    from streams.spikes.scoring import bursts, load_events, print_score, score
 
     overrides = spike_overrides(args.param)
     spike = settings.spike
@@ -93,6 +110,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     if not args.source.is_file():
         raise ConfigError(f"{args.source}: no such file")
+    if args.plot is not None and args.plot.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"--plot {args.plot}: only .html is supported (inline SVG charts)")
+    try:
+        known = load_events(args.events) if args.events is not None else None
+    except ValueError as exc:
+        raise ConfigError(f"--events {exc}") from None
     progress = _progress_bar(args.source) if sys.stderr.isatty() else None
     try:
         result = replay(
@@ -109,12 +132,31 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         if progress is not None:
             sys.stderr.write("\r\033[K")
+    scored = None
+    if known is not None:
+        topics = set(args.topic) if args.topic else set(taxonomy.topics)
+        known = [e for e in known if e.topic in topics]
+        scored = score(known, result.events, topics, result.first, result.last)
+        if all(max(detector.lane_rules(key)) == DAY_SECONDS for key in result.series):
+            scored.bursts = bursts(result.series, result.events, topics)
+    if args.plot is not None:
+        charted = sorted(
+            set(args.topic) if args.topic else set(result.series) | set(taxonomy.topics)
+        )
+        page = render_html(
+            result.series, result.events, known, f"newsalert backtest: {args.source.name}", charted
+        )
+        args.plot.write_text(page, encoding="utf-8")
     try:
         if args.json:
             for event in result.events:
                 print(event_json(event))
+            if scored is not None:
+                print(json.dumps({"score": scored.as_dict()}))
         else:
             print_report(result, sys.stdout, width=args.width)
+            if scored is not None:
+                print_score(scored, sys.stdout)
         sys.stdout.flush()
     except BrokenPipeError:  # e.g. piped into `head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -39,6 +39,8 @@ class BacktestResult:
     duplicates: int = 0
     late: int = 0
     seconds: float = 0.0
+    first: float = 0.0  # published time of the first and last article replayed
+    last: float = 0.0
 
 
 def parse_published(value: Any) -> float | None:
@@ -177,13 +179,19 @@ def replay(
     duplicate check and story grouping) and ``detector``, as the live agents would."""
     result = BacktestResult()
     started = time.perf_counter()
-    detector.on_close = lambda key, start, count, baseline: result.series.setdefault(
-        key, []
-    ).append((start, count, baseline))
+
+    def closed(key: str, width: float, start: float, count: int, baseline: float) -> None:
+        # The chart shows each key's widest buckets (a day by default).
+        if width == max(detector.lane_rules(key)):
+            result.series.setdefault(key, []).append((start, count, baseline))
+
+    detector.on_close = closed
     result.rows, result.skipped, selected = select_articles(
         path, processor.taxonomy, workers, progress
     )
     selected.sort(key=lambda raw: raw["published"])  # stable: file order among equal times
+    if selected:
+        result.first, result.last = selected[0]["published"], selected[-1]["published"]
     for raw in selected:
         article = processor.process(raw, now=raw["published"]).article
         if article is None:
@@ -208,6 +216,7 @@ def event_json(event: SpikeEvent) -> str:
             "state": data["state"],
             "window_start": _iso(data["window_start"]),
             "window_end": _iso(data["window_end"]),
+            "width_seconds": data["width_seconds"],
             "count": data["count"],
             "baseline": data["baseline"],
             "ratio": data["ratio"],
@@ -232,11 +241,20 @@ def print_report(result: BacktestResult, out: TextIO, width: int = 72) -> None:
     for event in result.events:
         titles = "; ".join(s["title"][:60] for s in event.top_stories[:2])
         out.write(
-            f"{_iso(event.window_start)}  {event.topic:<28} {event.state:<9} count {event.count:>4}"
+            f"{_iso(event.window_start)}  {event.topic:<28} {event.state:<9} "
+            f"{_width(event.width_seconds):>3}  count {event.count:>4}"
             f"  baseline {event.baseline:>6.2f}  score {event.score:>6.2f}  {titles}\n"
         )
     for key in sorted(result.series):
         out.write("\n" + chart(key, result.series[key], starts, width))
+
+
+def _width(seconds: float) -> str:
+    """``1h``, ``1d``: the bucket width an event was seen at, short."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def chart(key: str, series: list[tuple[float, int, float]], starts, width: int) -> str:

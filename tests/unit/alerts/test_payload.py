@@ -96,3 +96,19 @@ def test_the_readme_payload_example_is_what_is_sent(spike):
     assert re.fullmatch(r"msg_[0-9a-f]{26}", sent["message_id"])
     assert re.fullmatch(r"msg_[0-9a-f]{26}", example["message_id"])
     assert re.fullmatch(r"spk_[0-9a-f]{24}", example["spike_id"])
+
+
+def test_the_alert_says_at_which_width_the_spike_was_seen(spike):
+    daily = dict(spike, width_seconds=86400.0, window_end=spike["window_start"] + 86400)
+    payload = webhook_payload("msg_w1", "desk", daily, links=LINKS)
+    jsonschema.validate(payload, SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert payload["width_seconds"] == 86400
+    message = build_message(outgoing(daily), "newsalert@example.org")
+    plain = message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert "(seen in 1 day buckets)" in plain and "(seen in 1 day buckets)" in html
+    # An event from before several widths: its window is its one bucket.
+    old = {k: v for k, v in spike.items() if k != "width_seconds"}
+    assert webhook_payload("msg_w2", "desk", old)["width_seconds"] == int(
+        spike["window_end"] - spike["window_start"]
+    )

@@ -91,11 +91,11 @@ def test_json_reports_the_injected_burst_and_its_end(small, capsys):
     started = found[0]
     assert started["window_start"] == "2021-03-05T10:00:00Z"
     assert started["window_end"] == "2021-03-05T11:00:00Z"
-    assert 5 <= started["count"] < BURST_STORIES
+    assert 3 <= started["count"] < BURST_STORIES  # the floor is 3 stories
     assert 0 < started["baseline"] < 1  # one story every three hours
-    assert started["score"] >= 3 and started["ratio"] >= 3
+    assert started["score"] >= 2 and started["ratio"] >= 3  # medium: z 2, ratio 3
     titles = started["top_story_titles"]
-    assert len(titles) == 5 and all(title.startswith("Burst") for title in titles)
+    assert len(titles) == started["count"] and all(t.startswith("Burst") for t in titles)
     assert found[1]["count"] >= 2 * started["count"]
     assert found[2]["window_start"] > started["window_start"]
 

@@ -13,7 +13,21 @@ from streams.spikes.detector import SpikeDetector, SpikeRule, StoryRef
 HOUR = 3600.0
 T0 = 1_700_000_000 // 3600 * 3600  # a bucket boundary
 
+# The single-width rule of before several widths (1 h buckets, min count 5, z 3, Poisson tail
+# 1e-4 over a baseline of at least 0.5 an hour): these tests pin its behaviour.
+LEGACY = dict(
+    bucket_seconds=HOUR,
+    min_count=5,
+    z_threshold=3.0,
+    max_p_value=0.0001,
+    tail="poisson",
+    baseline_floor_per_day=12.0,
+)
 WARM = dict(min_history_buckets=4, baseline_buckets=4, allowed_lateness_seconds=0, max_p_value=1.0)
+
+
+def legacy(**params) -> SpikeRule:
+    return SpikeRule(**{**LEGACY, **params})
 
 
 def story(n: int, published: float, story_id: str | None = None, source: str = "src") -> StoryRef:
@@ -33,7 +47,7 @@ def hourly(start_hour: int, hours: int, per_hour: int, first_id: int = 0) -> lis
 
 
 def test_burst_over_quiet_baseline_starts_once_with_explanation():
-    detector = SpikeDetector(SpikeRule(**WARM, min_count=5))
+    detector = SpikeDetector(legacy(**WARM, min_count=5))
     assert feed(detector, "5g-security", hourly(0, 6, 1)) == []
     events = feed(detector, "5g-security", hourly(6, 1, 8, first_id=10_000))
     assert [e.state for e in events] == ["started"]
@@ -47,32 +61,32 @@ def test_burst_over_quiet_baseline_starts_once_with_explanation():
 
 
 def test_count_below_ratio_does_not_fire():
-    detector = SpikeDetector(SpikeRule(**WARM, min_count=5, ratio=3, z_threshold=0))
+    detector = SpikeDetector(legacy(**WARM, min_count=5, ratio=3, z_threshold=0))
     assert feed(detector, "t", hourly(0, 6, 4)) == []
     assert feed(detector, "t", hourly(6, 1, 11, first_id=9000)) == []  # 11 < 3 x 4
     assert len(feed(detector, "t", hourly(6, 1, 12, first_id=9000))) == 1
 
 
 def test_cold_start_does_not_alert_unless_absolute_threshold():
-    cold = SpikeDetector(SpikeRule(min_history_buckets=24))
+    cold = SpikeDetector(legacy(min_history_buckets=24))
     assert feed(cold, "new-topic", hourly(0, 1, 50)) == []
-    absolute = SpikeDetector(SpikeRule(min_history_buckets=24, absolute_threshold=20))
+    absolute = SpikeDetector(legacy(min_history_buckets=24, absolute_threshold=20))
     events = feed(absolute, "new-topic", hourly(0, 1, 50))
     assert events[0].state == "started" and events[0].count == 20
 
 
 def test_syndicated_copies_count_as_one_story_but_articles_mode_counts_them():
     copies = [story(i, T0 + 6 * HOUR + i, story_id="wire-story") for i in range(40)]
-    stories = SpikeDetector(SpikeRule(**WARM, count_by="stories"))
+    stories = SpikeDetector(legacy(**WARM, count_by="stories"))
     feed(stories, "t", hourly(0, 6, 1))
     assert feed(stories, "t", copies) == []
-    articles = SpikeDetector(SpikeRule(**WARM, count_by="articles"))
+    articles = SpikeDetector(legacy(**WARM, count_by="articles"))
     feed(articles, "t", hourly(0, 6, 1))
     assert feed(articles, "t", copies)[0].state == "started"
 
 
 def test_sources_mode_counts_distinct_outlets():
-    detector = SpikeDetector(SpikeRule(**WARM, count_by="sources", min_count=3, z_threshold=0))
+    detector = SpikeDetector(legacy(**WARM, count_by="sources", min_count=3, z_threshold=0))
     feed(detector, "t", hourly(0, 6, 1))
     same_outlet = [story(500 + i, T0 + 6 * HOUR + i, source="one") for i in range(10)]
     assert feed(detector, "t", same_outlet) == []
@@ -81,7 +95,7 @@ def test_sources_mode_counts_distinct_outlets():
 
 
 def test_lifecycle_started_escalated_resolved_then_cooldown():
-    rule = SpikeRule(**WARM, escalate_factor=2.0, resolve_buckets=2, cooldown_seconds=3 * HOUR)
+    rule = legacy(**WARM, escalate_factor=2.0, resolve_buckets=2, cooldown_seconds=3 * HOUR)
     detector = SpikeDetector(rule)
     feed(detector, "t", hourly(0, 6, 1))
     events = feed(detector, "t", hourly(6, 1, 12, first_id=1000))
@@ -97,7 +111,7 @@ def test_lifecycle_started_escalated_resolved_then_cooldown():
 
 
 def test_count_hovering_at_threshold_does_not_flap():
-    rule = SpikeRule(**WARM, min_count=5, z_threshold=0, cooldown_seconds=0)
+    rule = legacy(**WARM, min_count=5, z_threshold=0, cooldown_seconds=0)
     detector = SpikeDetector(rule)
     feed(detector, "t", hourly(0, 6, 1))
     events = []
@@ -108,7 +122,11 @@ def test_count_hovering_at_threshold_does_not_flap():
 
 def test_late_articles_within_allowed_lateness_count_older_ones_are_counted_as_late():
     rule = SpikeRule(
-        min_history_buckets=0, min_count=3, max_p_value=1, allowed_lateness_seconds=HOUR
+        widths=(HOUR,),
+        min_history_buckets=0,
+        min_count=3,
+        max_p_value=1,
+        allowed_lateness_seconds=HOUR,
     )
     detector = SpikeDetector(rule)
     feed(detector, "t", [story(1, T0 + 2 * HOUR + 10)])
@@ -122,7 +140,7 @@ def test_late_articles_within_allowed_lateness_count_older_ones_are_counted_as_l
 
 
 def test_restored_state_resumes_baselines_and_open_buckets():
-    rule = SpikeRule(**WARM)
+    rule = legacy(**WARM)
     original = SpikeDetector(rule)
     feed(original, "t", hourly(0, 6, 2))
     feed(original, "t", hourly(6, 1, 4, first_id=5000))
@@ -136,11 +154,11 @@ def test_restored_state_resumes_baselines_and_open_buckets():
 
 
 def test_memory_is_bounded_over_long_streams():
-    detector = SpikeDetector(SpikeRule(min_history_buckets=1000))
+    detector = SpikeDetector(legacy(min_history_buckets=1000))
     for h in range(24 * 60):  # two months, one article an hour
         detector.observe("t", story(h, T0 + h * HOUR), [])
     assert detector.tracked_buckets() <= 4
-    snapshot = detector.snapshot()["keys"]["t"]
+    snapshot = detector.snapshot()["keys"]["t"]["lanes"]["3600"]
     assert len(snapshot["history"]) <= SpikeRule().recent_buckets
 
 
@@ -177,7 +195,7 @@ def run(rule, stream):
     return starts
 
 
-DEFAULT = SpikeRule(allowed_lateness_seconds=0)
+DEFAULT = legacy(allowed_lateness_seconds=0)
 
 
 def test_each_injected_burst_is_found_within_one_bucket_of_its_start():
@@ -213,7 +231,7 @@ def test_steady_daily_cycle_raises_at_most_one_false_alarm_a_week():
             ]
         return per_week
 
-    seasonal = alarms_per_week(SpikeRule(allowed_lateness_seconds=0, seasonal=True))
+    seasonal = alarms_per_week(legacy(allowed_lateness_seconds=0, seasonal=True))
     plain = alarms_per_week(DEFAULT)
     assert max(seasonal) <= 1, seasonal
     assert sum(plain) <= len(plain), plain
@@ -221,7 +239,7 @@ def test_steady_daily_cycle_raises_at_most_one_false_alarm_a_week():
 
 
 def test_bursts_on_a_daily_cycle_are_found_with_the_seasonal_profile():
-    rule = SpikeRule(allowed_lateness_seconds=0, seasonal=True)
+    rule = legacy(allowed_lateness_seconds=0, seasonal=True)
     burst_hours = [24 * 9 + 3, 24 * 13 + 15, 24 * 20 + 6, 24 * 25 + 18]  # peak and trough hours
     found = injected = 0
     for seed in range(100, 105):
@@ -238,7 +256,7 @@ def test_bursts_on_a_daily_cycle_are_found_with_the_seasonal_profile():
 
 
 def test_late_article_for_a_key_not_seen_before_is_counted_as_late():
-    detector = SpikeDetector(SpikeRule(allowed_lateness_seconds=HOUR))
+    detector = SpikeDetector(legacy(allowed_lateness_seconds=HOUR))
     detector.observe("a", story(1, T0 + 100 * HOUR), [])
     detector.observe("b", story(2, T0 + 10 * HOUR), [])  # 90 h behind the watermark
     assert detector.late_dropped == 1
@@ -256,7 +274,7 @@ def summary(events):
 
 
 def test_out_of_order_articles_within_lateness_give_the_same_spikes_as_in_order():
-    rule = SpikeRule(**{**WARM, "allowed_lateness_seconds": 2 * HOUR}, cooldown_seconds=0)
+    rule = legacy(**{**WARM, "allowed_lateness_seconds": 2 * HOUR}, cooldown_seconds=0)
     in_order = hourly(0, 8, 1) + hourly(8, 1, 12, first_id=5000) + hourly(9, 8, 1, first_id=7000)
     shuffled = list(in_order)
     rng = random.Random(3)
@@ -280,7 +298,7 @@ def test_out_of_order_articles_within_lateness_give_the_same_spikes_as_in_order(
 
 def spike_then_quiet() -> tuple[SpikeRule, list[StoryRef], list[StoryRef]]:
     """A stream cut in the middle of a spike: before (started) and after (escalated, resolved)."""
-    rule = SpikeRule(**WARM, escalate_factor=2.0, resolve_buckets=2, cooldown_seconds=HOUR)
+    rule = legacy(**WARM, escalate_factor=2.0, resolve_buckets=2, cooldown_seconds=HOUR)
     burst = hourly(6, 1, 12, first_id=1000)
     before = hourly(0, 6, 1) + burst[:6]
     after = burst[6:] + hourly(7, 4, 1, first_id=3000) + hourly(11, 1, 12, first_id=4000)
@@ -347,7 +365,7 @@ def test_snapshot_written_by_the_previous_version_still_restores():
             }
         },
     }
-    detector = SpikeDetector(SpikeRule(**WARM, min_count=5))
+    detector = SpikeDetector(legacy(**WARM, min_count=5))
     detector.restore(old)
     events = feed(detector, "t", [story(10, T0 + 6 * HOUR + 60)])
     assert [(e.state, e.count) for e in events] == [("started", 5)]
@@ -359,7 +377,7 @@ def test_snapshot_written_by_the_previous_version_still_restores():
 
 
 def test_after_the_cooldown_a_new_burst_starts_a_new_spike():
-    rule = SpikeRule(**WARM, resolve_buckets=1, cooldown_seconds=2 * HOUR)
+    rule = legacy(**WARM, resolve_buckets=1, cooldown_seconds=2 * HOUR)
     detector = SpikeDetector(rule)
     feed(detector, "t", hourly(0, 6, 1))
     first = feed(detector, "t", hourly(6, 1, 6, first_id=1000))
@@ -372,14 +390,14 @@ def test_after_the_cooldown_a_new_burst_starts_a_new_spike():
 
 
 def test_a_spike_escalates_once_however_far_it_grows():
-    detector = SpikeDetector(SpikeRule(**WARM, escalate_factor=2.0))
+    detector = SpikeDetector(legacy(**WARM, escalate_factor=2.0))
     feed(detector, "t", hourly(0, 6, 1))
     events = feed(detector, "t", hourly(6, 1, 60, first_id=1000))
     assert [e.state for e in events] == ["started", "escalated"]
 
 
 def test_event_explains_itself_with_newest_stories_and_most_frequent_terms():
-    detector = SpikeDetector(SpikeRule(**WARM, top_stories=3, top_terms=2))
+    detector = SpikeDetector(legacy(**WARM, top_stories=3, top_terms=2))
     feed(detector, "t", hourly(0, 6, 1))
     events = []
     for i in range(40):
@@ -403,9 +421,9 @@ def test_event_explains_itself_with_newest_stories_and_most_frequent_terms():
 
 
 def test_flush_closes_the_last_buckets_without_inventing_future_ones():
-    detector = SpikeDetector(SpikeRule(**{**WARM, "allowed_lateness_seconds": 2 * HOUR}))
+    detector = SpikeDetector(legacy(**{**WARM, "allowed_lateness_seconds": 2 * HOUR}))
     closed = []
-    detector.on_close = lambda key, start, count, baseline: closed.append((start, count))
+    detector.on_close = lambda key, width, start, count, baseline: closed.append((start, count))
     feed(detector, "t", hourly(0, 10, 2))
     assert closed[-1][0] < T0 + 9 * HOUR  # the last hours are still open for late articles
     detector.flush()
@@ -414,7 +432,7 @@ def test_flush_closes_the_last_buckets_without_inventing_future_ones():
 
 
 def test_a_spike_followed_by_a_long_silence_resolves_right_after_it():
-    rule = SpikeRule(**WARM, resolve_buckets=2)
+    rule = legacy(**WARM, resolve_buckets=2)
     detector = SpikeDetector(rule)
     feed(detector, "t", hourly(0, 6, 1))
     feed(detector, "t", hourly(6, 1, 6, first_id=1000))
@@ -425,9 +443,9 @@ def test_a_spike_followed_by_a_long_silence_resolves_right_after_it():
 
 
 def test_a_long_silence_with_an_open_bucket_in_between_closes_it_in_order():
-    detector = SpikeDetector(SpikeRule(**{**WARM, "allowed_lateness_seconds": 200 * HOUR}))
+    detector = SpikeDetector(legacy(**{**WARM, "allowed_lateness_seconds": 200 * HOUR}))
     closed = []
-    detector.on_close = lambda key, start, count, baseline: closed.append((start, count))
+    detector.on_close = lambda key, width, start, count, baseline: closed.append((start, count))
     feed(detector, "t", [story(1, T0), story(2, T0 + 100 * HOUR), story(3, T0 + 1000 * HOUR)])
     starts = [start for start, _ in closed]
     assert starts == sorted(starts) and len(starts) == len(set(starts))
