@@ -28,7 +28,7 @@ SOURCE_FIELDS = {"id", "title", "text", "url", "source", "published", "dataset",
 # The default taxonomy's F1 by the rules alone on the report part of tests/data/devset.jsonl
 # (rows no rule was written against, DEVSET.md) must not fall below these: just under the
 # measured figures.
-REPORT_F1_FLOOR = {"5g-security": 0.82, "sanctions": 0.87, "vendor-bans": 0.71}
+REPORT_F1_FLOOR = {"5g-security": 0.81, "sanctions": 0.89, "vendor-bans": 0.72}
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +231,12 @@ def test_default_taxonomy_reaches_the_f1_floor_on_the_report_part(report_part, d
         ),
         ("ZTE agrees to pay U.S. penalty and hire compliance officers", {"sanctions"}),
         ("Huawei unveils new laptop", set()),
+        # Issue 17, from the tuning part's misses.
+        ("Washington cautions Italy over Huawei", {"5g-security", "vendor-bans"}),
+        ("Canada PM says he played no role in Huawei executive's arrest", {"sanctions"}),
+        ("Washington bans sales to Chinese telecom equipment maker ZTE", {"sanctions"}),
+        ("Report ties ZTE to front companies in Syria", {"sanctions"}),
+        ("Regulator backs tougher rules on 5G suppliers", {"5g-security"}),
     ],
 )
 def test_tuned_rules_on_new_headlines(default, title, expected):
