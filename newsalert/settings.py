@@ -400,7 +400,8 @@ class Settings(BaseSettings):
     model: Path | None = Field(
         default=None,
         description="topic model file written by `newsalert train` (a learned second opinion "
-        "that may only add a topic above its threshold); unset: rules alone",
+        "that may only add a topic above its threshold), or `default` for the shipped one; "
+        "unset: rules alone",
     )
     feeds: tuple[FeedConfig, ...] = Field(
         default=(),
@@ -627,7 +628,7 @@ def load_settings(config_path: Path | str | None = None, **overrides: Any) -> Se
         path = Path(os.environ[f"{ENV_PREFIX}CONFIG"])
     file_data = read_config_file(path) if path else {}
     for key in ("taxonomy", "model"):  # relative to the config file
-        if path and key in file_data and file_data[key]:
+        if path and key in file_data and file_data[key] and file_data[key] != "default":
             relative = Path(str(file_data[key]))
             if not relative.is_absolute():
                 file_data[key] = str(path.parent / relative)

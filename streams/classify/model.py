@@ -25,7 +25,7 @@ from typing import Any
 FORMAT = "newsalert-topic-model"
 FORMAT_VERSION = 1
 DEFAULT_THRESHOLD = 0.8
-MAX_TEXT_CHARS = 3000  # words of long texts past this are not read (cost bound)
+MAX_TEXT_CHARS = 1000  # words of long texts past this are not read (cost bound; the lead)
 TOP_WORDS = 5
 _WORD = re.compile(r"[^\W_]+")
 
@@ -157,8 +157,14 @@ def model_from_dict(data: Any, source: str = "") -> TopicModel:
     return TopicModel(parsed, FORMAT_VERSION, str(data.get("trained_on", "")), source)
 
 
+# The model trained by `newsalert train tests/data/devset.jsonl` (tuning part), shipped with
+# the package; the setting `model: default` names it.
+SHIPPED_MODEL = Path(__file__).with_name("topic_model.json")
+
+
 def load_model(path: Path | str) -> TopicModel:
-    path = Path(path)
+    """The model file at ``path``; ``default`` is the shipped one (``SHIPPED_MODEL``)."""
+    path = SHIPPED_MODEL if str(path) == "default" else Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

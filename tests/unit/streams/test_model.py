@@ -186,6 +186,15 @@ def test_the_model_setting_is_relative_to_the_config_file(tmp_path):
     settings = load_settings(config)
     assert settings.model == tmp_path / "conf" / "models" / "topics.json"
     assert load_settings(None).model is None
+    config.write_text("model: default\n")
+    assert str(load_settings(config).model) == "default"
+
+
+def test_the_shipped_model_is_named_default_and_trained_on_the_tuning_part():
+    model = load_model("default")
+    assert set(model.topics) == {"5g-security", "sanctions", "vendor-bans"}
+    assert all(topic.threshold == 0.8 for topic in model.topics.values())
+    assert len(model.trained_on) == 64
 
 
 def test_a_bad_model_setting_fails_at_start_naming_the_file(capsys, labelled, tmp_path):
