@@ -202,3 +202,17 @@ def test_a_bad_model_setting_fails_at_start_naming_the_file(capsys, labelled, tm
     bad.write_text("{}")
     code, _, err = run_cli(capsys, "eval", str(labelled), "--model", str(bad))
     assert code == 2 and f"{bad}: not a newsalert topic model" in err
+
+
+def test_classify_shows_a_topic_the_model_added_with_its_words(capsys, tmp_path):
+    article = tmp_path / "a.json"
+    article.write_text(json.dumps({"title": "Treasury oil measures", "text": ""}))
+    model = tmp_path / "m.json"
+    save_model(tiny_model(), model)
+    config = tmp_path / "newsalert.yaml"
+    config.write_text(f"model: {model}\n")
+    code, out, err = run_cli(capsys, "classify", str(article), "--config", str(config))
+    assert code == 0, err
+    assert "sanctions  probability 0.924 (model; top words: treasury, oil)" in out
+    code, out, err = run_cli(capsys, "classify", str(article), "--json", "--config", str(config))
+    assert json.loads(out)["topics"]["sanctions"]["reason"] == "model"
