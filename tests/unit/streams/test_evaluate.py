@@ -29,9 +29,9 @@ SOURCE_FIELDS = {"id", "title", "text", "url", "source", "published", "dataset",
 # The default taxonomy's F1 by the rules alone on the report part of tests/data/devset.jsonl
 # (rows no rule was written against, DEVSET.md) must not fall below these: just under the
 # measured figures.
-REPORT_F1_FLOOR = {"5g-security": 0.81, "sanctions": 0.89, "vendor-bans": 0.72}
+REPORT_F1_FLOOR = {"5g-security": 0.82, "sanctions": 0.90, "vendor-bans": 0.75}
 # The same with the shipped topic model beside the rules (`model: default`).
-REPORT_F1_FLOOR_WITH_MODEL = {"5g-security": 0.84, "sanctions": 0.91, "vendor-bans": 0.74}
+REPORT_F1_FLOOR_WITH_MODEL = {"5g-security": 0.85, "sanctions": 0.91, "vendor-bans": 0.76}
 
 
 @pytest.fixture(scope="module")
@@ -247,6 +247,11 @@ def test_rules_with_the_shipped_model_reach_their_floor_on_the_report_part(repor
         ("Washington bans sales to Chinese telecom equipment maker ZTE", {"sanctions"}),
         ("Report ties ZTE to front companies in Syria", {"sanctions"}),
         ("Regulator backs tougher rules on 5G suppliers", {"5g-security"}),
+        ("Vodafone and BT set to drop Huawei from their core", {"5g-security"}),
+        ("ZTE sues the FCC over its designation", {"5g-security", "vendor-bans"}),
+        ("Intelligence agency rejects operator's Huawei 5G plan", {"5g-security", "vendor-bans"}),
+        ("TikTok bans political ads", set()),
+        ("ZTE posts a loss for the year because of the U.S. penalty", {"sanctions"}),
     ],
 )
 def test_tuned_rules_on_new_headlines(default, title, expected):
