@@ -138,27 +138,38 @@ def _work(count: int) -> dict[str, Any]:
         figures[f"fulltext_{key}"] = fulltext[key]
     figures["fulltext_articles"] = fulltext["articles"]
     if os.environ.get(MODEL_ENV):
-        figures.update(_with_model(count, os.environ[MODEL_ENV], keys))
+        figures.update(_with_model(count, os.environ[MODEL_ENV], keys, mix, fulltext))
     return figures
 
 
-def _with_model(count: int, path: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    """The same work with the model, right after the work without it, and the model's own
-    share: ``add_model_topics`` alone over the cleaned mix, CPU seconds per article."""
+def _with_model(
+    count: int, path: str, keys: tuple[str, ...], *without: dict[str, Any]
+) -> dict[str, Any]:
+    """The same work with the model, in the order without, with, with, without (the first
+    'without' is the caller's), so that a machine speeding up or slowing down during the run
+    weighs on both sides; ``model_*`` are the means of the two runs with it and
+    ``model_added_cpu_seconds_per_10k`` the difference of the means. Also the model's own
+    share: ``add_model_topics`` alone over the cleaned articles, CPU seconds per article."""
     from streams.classify.evaluate import cleaned_fields
     from streams.classify.model import add_model_topics, load_model
 
     model = load_model(path)
-    articles = workset.raw_articles(count)
-    mix = _timed_process(articles, model)
-    fulltext = _timed_process(workset.fulltext_articles(), model)
-    figures = {f"model_{key}": mix[key] for key in keys}
-    figures.update({f"fulltext_model_{key}": fulltext[key] for key in keys})
-    pairs = [cleaned_fields(raw["title"], raw["body"]) for raw in articles]
-    started = time.process_time()
-    for title, text in pairs:
-        add_model_topics({}, model, title, text)
-    figures["model_only_seconds_per_article"] = (time.process_time() - started) / len(pairs)
+    figures: dict[str, Any] = {}
+    sets = (("", workset.raw_articles(count)), ("fulltext_", workset.fulltext_articles()))
+    for (prefix, articles), first in zip(sets, without, strict=True):
+        runs = [_timed_process(articles, model), _timed_process(articles, model)]
+        again = _timed_process(articles)
+        for key in keys:
+            figures[f"{prefix}model_{key}"] = (runs[0][key] + runs[1][key]) / 2
+        base = (first["cpu_seconds_per_10k"] + again["cpu_seconds_per_10k"]) / 2
+        added = figures[f"{prefix}model_cpu_seconds_per_10k"] - base
+        figures[f"{prefix}model_added_cpu_seconds_per_10k"] = added
+        pairs = [cleaned_fields(raw["title"], raw["body"]) for raw in articles]
+        started = time.process_time()
+        for title, text in pairs:
+            add_model_topics({}, model, title, text)
+        alone = (time.process_time() - started) / len(pairs)
+        figures[f"{prefix}model_only_seconds_per_article"] = alone
     return figures
 
 
