@@ -29,9 +29,9 @@ SOURCE_FIELDS = {"id", "title", "text", "url", "source", "published", "dataset",
 # The default taxonomy's F1 by the rules alone on the report part of tests/data/devset.jsonl
 # (rows no rule was written against, DEVSET.md) must not fall below these: just under the
 # measured figures.
-REPORT_F1_FLOOR = {"5g-security": 0.82, "sanctions": 0.90, "vendor-bans": 0.75}
+REPORT_F1_FLOOR = {"5g-security": 0.83, "sanctions": 0.90, "vendor-bans": 0.76}
 # The same with the shipped topic model beside the rules (`model: default`).
-REPORT_F1_FLOOR_WITH_MODEL = {"5g-security": 0.85, "sanctions": 0.91, "vendor-bans": 0.76}
+REPORT_F1_FLOOR_WITH_MODEL = {"5g-security": 0.85, "sanctions": 0.91, "vendor-bans": 0.77}
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +252,14 @@ def test_rules_with_the_shipped_model_reach_their_floor_on_the_report_part(repor
         ("Intelligence agency rejects operator's Huawei 5G plan", {"5g-security", "vendor-bans"}),
         ("TikTok bans political ads", set()),
         ("ZTE posts a loss for the year because of the U.S. penalty", {"sanctions"}),
+        # Issue 17, from the rules' output on unlabelled articles of ../shared/data/articles.
+        ("Huawei says it expects no new U.S. sanctions: press", {"sanctions"}),
+        ("Cambridge college stops taking research grants from Huawei", set()),
+        ("Huawei's new phone blocked from using Google apps", {"sanctions"}),
+        ("Record label on master tapes fire", set()),
+        ("How false claims about 5G health risks spread", set()),
+        ("Phone masts set on fire after 5G conspiracy theories", {"5g-security"}),
+        ("Operators drop Huawei phones from their 5G launch", set()),
     ],
 )
 def test_tuned_rules_on_new_headlines(default, title, expected):
