@@ -29,9 +29,9 @@ SOURCE_FIELDS = {"id", "title", "text", "url", "source", "published", "dataset",
 # The default taxonomy's F1 by the rules alone on the report part of tests/data/devset.jsonl
 # (rows no rule was written against, DEVSET.md) must not fall below these: just under the
 # measured figures.
-REPORT_F1_FLOOR = {"5g-security": 0.83, "sanctions": 0.90, "vendor-bans": 0.76}
+REPORT_F1_FLOOR = {"5g-security": 0.84, "sanctions": 0.90, "vendor-bans": 0.76}
 # The same with the shipped topic model beside the rules (`model: default`).
-REPORT_F1_FLOOR_WITH_MODEL = {"5g-security": 0.85, "sanctions": 0.91, "vendor-bans": 0.77}
+REPORT_F1_FLOOR_WITH_MODEL = {"5g-security": 0.86, "sanctions": 0.91, "vendor-bans": 0.77}
 
 
 @pytest.fixture(scope="module")
@@ -260,6 +260,11 @@ def test_rules_with_the_shipped_model_reach_their_floor_on_the_report_part(repor
         ("How false claims about 5G health risks spread", set()),
         ("Phone masts set on fire after 5G conspiracy theories", {"5g-security"}),
         ("Operators drop Huawei phones from their 5G launch", set()),
+        ("Huawei fires sales manager accused by Poland of espionage", {"5g-security"}),
+        ("Minister faces rebellion after allowing Huawei 5G role", {"5g-security", "vendor-bans"}),
+        ("China calls for end to case of Huawei executive arrested in Canada", {"sanctions"}),
+        ("U.S. firms may restart Huawei sales within weeks", {"sanctions"}),
+        ("New U.S. restrictions on Europe: what they mean for travelers", set()),
     ],
 )
 def test_tuned_rules_on_new_headlines(default, title, expected):
