@@ -265,6 +265,7 @@ def test_rules_with_the_shipped_model_reach_their_floor_on_the_report_part(repor
         ("China calls for end to case of Huawei executive arrested in Canada", {"sanctions"}),
         ("U.S. firms may restart Huawei sales within weeks", {"sanctions"}),
         ("New U.S. restrictions on Europe: what they mean for travelers", set()),
+        ("Macron sets conditions for Huawei's participation in 5G", {"5g-security", "vendor-bans"}),
     ],
 )
 def test_tuned_rules_on_new_headlines(default, title, expected):
