@@ -216,3 +216,18 @@ def test_classify_shows_a_topic_the_model_added_with_its_words(capsys, tmp_path)
     assert "sanctions  probability 0.924 (model; top words: treasury, oil)" in out
     code, out, err = run_cli(capsys, "classify", str(article), "--json", "--config", str(config))
     assert json.loads(out)["topics"]["sanctions"]["reason"] == "model"
+
+
+async def test_run_refuses_an_unreadable_model_or_one_with_unknown_topics(tmp_path):
+    from newsalert.preflight import check_settings
+    from newsalert.settings import ConfigError
+
+    settings = load_settings(None, data_dir=tmp_path, model=tmp_path / "absent.json")
+    with pytest.raises(ConfigError, match="model: .*absent.json: no such model file"):
+        await check_settings(settings)
+    stray = TopicModel({"weather": TopicWeights(0.0, 0.8, {"rain": 1.0})})
+    save_model(stray, tmp_path / "stray.json")
+    settings = load_settings(None, data_dir=tmp_path, model=tmp_path / "stray.json")
+    with pytest.raises(ConfigError, match="topic 'weather' is not in the taxonomy"):
+        await check_settings(settings)
+    assert await check_settings(load_settings(None, data_dir=tmp_path, model="default"))
