@@ -29,12 +29,6 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("labelled", type=Path, metavar="LABELLED.jsonl", help="labelled articles")
     parser.add_argument("--output", "-o", type=Path, required=True, help="model file to write")
     parser.add_argument(
-        "--split",
-        choices=["tuning", "report", "all"],
-        default="tuning",
-        help="which part of a split set to train on (tuning; never train on report)",
-    )
-    parser.add_argument(
         "--topic",
         action="append",
         help=f"train this topic (repeat; default {', '.join(CORE_TOPICS)})",
@@ -74,8 +68,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"--topic {unknown[0]!r}: not a topic of the taxonomy")
     try:
         articles = read_labelled(args.labelled, taxonomy.topics)
-        if args.split != "all" and has_splits(articles):
-            articles = read_labelled(args.labelled, taxonomy.topics, split=args.split)
+        if has_splits(articles):  # never the report part: it measures what this learns
+            articles = read_labelled(args.labelled, taxonomy.topics, split="tuning")
     except LabelledSetError as exc:
         raise ConfigError(str(exc)) from None
     rows = sorted(f"{a.article_id}\t{sorted(a.labels)}\t{a.title}\t{a.text}" for a in articles)
