@@ -266,6 +266,16 @@ def test_rules_with_the_shipped_model_reach_their_floor_on_the_report_part(repor
         ("U.S. firms may restart Huawei sales within weeks", {"sanctions"}),
         ("New U.S. restrictions on Europe: what they mean for travelers", set()),
         ("Macron sets conditions for Huawei's participation in 5G", {"5g-security", "vendor-bans"}),
+        ("Japan to halt buying Huawei equipment for ministries", {"5g-security", "vendor-bans"}),
+        ("Pompeo: no partnership with countries that use Huawei", {"5g-security", "vendor-bans"}),
+        ("UK says Huawei role is under review", {"5g-security", "vendor-bans"}),
+        ("Regulator deems ZTE a national security risk", {"5g-security"}),
+        ("Senate panel faults oversight of Chinese telecom carriers", {"5g-security"}),
+        ("White House weighs cutting Huawei out of the banking system", {"sanctions"}),
+        (
+            "Huawei fights to keep subsidies flowing to rural carriers",
+            {"5g-security", "vendor-bans"},
+        ),
     ],
 )
 def test_tuned_rules_on_new_headlines(default, title, expected):
