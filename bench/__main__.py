@@ -8,12 +8,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import platform
 import sys
 import time
 from pathlib import Path
 
-from bench import harness
+from bench import harness, stream
 
 BENCHES = ["spikes", "feeds", "classify", "alerts"]
 DEFAULT_ARTICLES = 100_000
@@ -42,7 +43,14 @@ def main() -> int:
         default=600.0,
         help="e2e-latency: quiet time before the first article after idle (600; 0 skips it)",
     )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="work: also measure the work with this topic model (newsalert train), same run",
+    )
     args = parser.parse_args()
+    if args.model:
+        os.environ[stream.MODEL_ENV] = str(args.model.resolve())  # read by the work's child
     unknown = [n for n in args.names if n not in harness.NAMES and n not in BENCHES]
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}")

@@ -92,12 +92,16 @@ def ceiling(broker: workset.Broker, topic: str, count: int) -> dict[str, float]:
 # -- work -------------------------------------------------------------------------------------
 
 
-def _timed_process(articles: list[dict[str, Any]]) -> dict[str, Any]:
+# `python -m bench work --model PATH`: the work also with this topic model, in the same run.
+MODEL_ENV = "NEWSALERT_BENCH_MODEL"
+
+
+def _timed_process(articles: list[dict[str, Any]], model: Any = None) -> dict[str, Any]:
     from streams.classify.taxonomy import load_taxonomy
     from streams.pipeline import ArticleProcessor
     from streams.spikes.hits import article_hits
 
-    processor = ArticleProcessor(load_taxonomy(None))
+    processor = ArticleProcessor(load_taxonomy(None), model=model)
     durations = []
     kept = 0
     now = time.time()
@@ -129,9 +133,43 @@ def _work(count: int) -> dict[str, Any]:
     fulltext = _timed_process(workset.fulltext_articles())
     figures = dict(mix)
     figures["peak_rss_bytes"] = _own_peak_rss_bytes()
-    for key in ("articles_per_second", "cpu_seconds_per_10k", "p50_seconds", "p99_seconds"):
+    keys = ("articles_per_second", "cpu_seconds_per_10k", "p50_seconds", "p99_seconds")
+    for key in keys:
         figures[f"fulltext_{key}"] = fulltext[key]
     figures["fulltext_articles"] = fulltext["articles"]
+    if os.environ.get(MODEL_ENV):
+        figures.update(_with_model(count, os.environ[MODEL_ENV], keys, mix, fulltext))
+    return figures
+
+
+def _with_model(
+    count: int, path: str, keys: tuple[str, ...], *without: dict[str, Any]
+) -> dict[str, Any]:
+    """The same work with the model, in the order without, with, with, without (the first
+    'without' is the caller's), so that a machine speeding up or slowing down during the run
+    weighs on both sides; ``model_*`` are the means of the two runs with it and
+    ``model_added_cpu_seconds_per_10k`` the difference of the means. Also the model's own
+    share: ``add_model_topics`` alone over the cleaned articles, CPU seconds per article."""
+    from streams.classify.evaluate import cleaned_fields
+    from streams.classify.model import add_model_topics, load_model
+
+    model = load_model(path)
+    figures: dict[str, Any] = {}
+    sets = (("", workset.raw_articles(count)), ("fulltext_", workset.fulltext_articles()))
+    for (prefix, articles), first in zip(sets, without, strict=True):
+        runs = [_timed_process(articles, model), _timed_process(articles, model)]
+        again = _timed_process(articles)
+        for key in keys:
+            figures[f"{prefix}model_{key}"] = (runs[0][key] + runs[1][key]) / 2
+        base = (first["cpu_seconds_per_10k"] + again["cpu_seconds_per_10k"]) / 2
+        added = figures[f"{prefix}model_cpu_seconds_per_10k"] - base
+        figures[f"{prefix}model_added_cpu_seconds_per_10k"] = added
+        pairs = [cleaned_fields(raw["title"], raw["body"]) for raw in articles]
+        started = time.process_time()
+        for title, text in pairs:
+            add_model_topics({}, model, title, text)
+        alone = (time.process_time() - started) / len(pairs)
+        figures[f"{prefix}model_only_seconds_per_article"] = alone
     return figures
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from newsalert import netguard
 from newsalert.settings import ConfigError, Settings, SubscriptionConfig
 from streams.classify.keywords import keyword_query_problem
+from streams.classify.model import ModelError, load_model
 from streams.classify.taxonomy import Taxonomy, load_taxonomy
 
 
@@ -64,6 +65,17 @@ async def check_settings(settings: Settings) -> Preflight:
         if topic not in taxonomy.topics:
             problems.append(f"spike.topics.{topic}: {unknown_topic(topic, taxonomy)}")
     problems += guarantee_problems(settings)
+    if settings.model:
+        try:
+            model = load_model(settings.model)
+        except ModelError as exc:
+            problems.append(f"model: {exc}")
+        else:
+            problems += [
+                f"model: {model.source}: topic {name!r} is not in the taxonomy"
+                for name in model.topics
+                if name not in taxonomy.topics
+            ]
     refused, warnings = await _check_urls(settings)
     problems += refused
     if problems:

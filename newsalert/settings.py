@@ -473,6 +473,12 @@ class Settings(BaseSettings):
     taxonomy: Path | None = Field(
         default=None, description="topic taxonomy file; unset: the shipped default"
     )
+    model: Path | None = Field(
+        default=None,
+        description="topic model file written by `newsalert train` (a learned second opinion "
+        "that may only add a topic above its threshold), or `default` for the shipped one; "
+        "unset: rules alone",
+    )
     feeds: tuple[FeedConfig, ...] = Field(
         default=(),
         description="feeds to poll (a list: better in the config file; also `feeds add`)",
@@ -697,10 +703,11 @@ def load_settings(config_path: Path | str | None = None, **overrides: Any) -> Se
     if path is None and os.environ.get(f"{ENV_PREFIX}CONFIG"):
         path = Path(os.environ[f"{ENV_PREFIX}CONFIG"])
     file_data = read_config_file(path) if path else {}
-    if path and "taxonomy" in file_data and file_data["taxonomy"]:
-        taxonomy = Path(str(file_data["taxonomy"]))
-        if not taxonomy.is_absolute():
-            file_data["taxonomy"] = str(path.parent / taxonomy)
+    for key in ("taxonomy", "model"):  # relative to the config file
+        if path and key in file_data and file_data[key] and file_data[key] != "default":
+            relative = Path(str(file_data[key]))
+            if not relative.is_absolute():
+                file_data[key] = str(path.parent / relative)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     _FileSource.data = file_data
     try:

@@ -21,6 +21,7 @@ import faust
 
 from newsalert.settings import Settings
 from streams import articles, consumer, metrics
+from streams.classify.model import load_model
 from streams.classify.taxonomy import load_taxonomy
 from streams.deadletters import STAGES, DeadLetters, undecoded
 from streams.pipeline import ArticleProcessor
@@ -119,6 +120,7 @@ def create_app(
         taxonomy,
         dedupe_horizon_seconds=settings.dedupe_horizon_seconds,
         story_horizon_seconds=settings.story_horizon_seconds,
+        model=load_model(settings.model) if settings.model else None,
     )
     detector = build_detector(settings, list(taxonomy.topics))
     app.detector = detector

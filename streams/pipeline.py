@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.classify.classifier import classify
+from streams.classify.model import TopicModel, add_model_topics
 from streams.classify.taxonomy import Taxonomy
 from streams.clean.text import clean_text, detect_language
 from streams.stories.dedupe import StorySketch, normalized_text_digest, text_words
@@ -33,8 +34,10 @@ class ArticleProcessor:
         dedupe_horizon_seconds: float = 7 * 86400,
         max_tracked: int = 200_000,
         story_horizon_seconds: float = 3 * 86400,
+        model: TopicModel | None = None,
     ) -> None:
         self.taxonomy = taxonomy
+        self.model = model  # may add topics the rules did not give (streams/classify/model.py)
         self._stage_params = (dedupe_horizon_seconds, max_tracked, story_horizon_seconds)
         self.stage = self.new_stage()
 
@@ -57,7 +60,8 @@ class ArticleProcessor:
         words = text_words(f"{title}\n{text}")
         language = raw.get("language") or detect_language(f"{title}\n{text}", words)
         matches = classify(title, text, self.taxonomy, language=language)
-        return title, text, words, language, {n: m.as_dict() for n, m in matches.items()}
+        found = {name: match.as_dict() for name, match in matches.items()}
+        return title, text, words, language, add_model_topics(found, self.model, title, text)
 
     def prepare(self, raw: dict[str, Any]) -> dict[str, Any]:
         """The article cleaned and classified, with what ``decide`` needs (JSON-ready)."""

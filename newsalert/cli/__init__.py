@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from newsalert.settings import ConfigError, Settings, load_settings
+from streams.classify.model import ModelError
 from streams.classify.taxonomy import TaxonomyError
 
 
@@ -41,6 +42,7 @@ COMMAND_GROUPS = (
     "deadletters",
     "classify",
     "eval",
+    "train",
     "backtest",
 )
 
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except BrokenPipeError:  # before ConnectionError, which it is a kind of
         return _reader_went_away()
-    except (ConfigError, TaxonomyError) as exc:
+    except (ConfigError, TaxonomyError, ModelError) as exc:
         print(f"newsalert: {exc}", file=sys.stderr)
         return 2
     except StartError as exc:  # a port or directory to change in the settings: like a config error

@@ -39,15 +39,17 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.classify.model import load_model
     from streams.classify.taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy(settings.taxonomy)  # newsalert.cli reports a TaxonomyError
+    model = load_model(settings.model) if settings.model else None  # and a ModelError
     if re.match(r"https?://", args.source, re.IGNORECASE):
         articles = [asyncio.run(_fetch_article(args.source, settings))]
     else:
         articles = _read_articles(Path(args.source))
     for index, raw in enumerate(articles):
-        result = _classified(raw, taxonomy)
+        result = _classified(raw, taxonomy, model)
         if args.json:
             print(json.dumps(result, ensure_ascii=False))
         else:
@@ -57,8 +59,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _classified(raw: dict[str, Any], taxonomy: Any) -> dict[str, Any]:
+def _classified(raw: dict[str, Any], taxonomy: Any, model: Any = None) -> dict[str, Any]:
     from streams.classify.evaluate import classify_article
+    from streams.classify.model import add_model_topics
 
     title, text, language, topics = classify_article(
         raw.get("title") or "", raw.get("text") or "", taxonomy, raw.get("language")
@@ -69,6 +72,7 @@ def _classified(raw: dict[str, Any], taxonomy: Any) -> dict[str, Any]:
         shown[name] = match.as_dict()
         for term in shown[name]["terms"]:
             term["quote"] = fields[term["field"]][term["start"] : term["end"]]
+    shown = add_model_topics(shown, model, title, text)  # rules decide; the model may add
     return {
         "id": raw.get("id"),
         "url": raw.get("url"),
@@ -86,6 +90,10 @@ def _print_result(result: dict[str, Any]) -> None:
     if not result["topics"]:
         print("  no topic")
     for name, match in result["topics"].items():
+        if match.get("reason") == "model":
+            words = ", ".join(t["term"].removeprefix("model:") for t in match["terms"])
+            print(f"  {name}  probability {match['score']:g} (model; top words: {words})")
+            continue
         terms = [
             f"{t['quote']!r} ({t['field']} {t['start']}-{t['end']})"
             for t in match["terms"][:MAX_TERMS_SHOWN]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.classify.classifier import TopicMatch, classify
+from streams.classify.model import TopicModel, add_model_topics
 from streams.classify.taxonomy import Taxonomy
 from streams.clean.text import clean_text, detect_language
 
@@ -30,6 +31,7 @@ class LabelledArticle:
     text: str
     labels: frozenset[str]
     language: str | None = None
+    split: str | None = None  # 'tuning' or 'report' (tests/data/DEVSET.md); None if unsplit
 
 
 @dataclass(frozen=True)
@@ -74,21 +76,32 @@ class Outcome:
     predicted: frozenset[str]
 
 
+def cleaned_fields(title: str, body: str) -> tuple[str, str]:
+    """Title and text cleaned as the pipeline cleans them."""
+    clean_title = clean_text(title or "")
+    return clean_title, clean_text(body or "", title=clean_title)
+
+
 def classify_article(
     title: str, body: str, taxonomy: Taxonomy, language: str | None = None
 ) -> tuple[str, str, str | None, dict[str, TopicMatch]]:
     """Clean and classify one raw article as the pipeline does: (title, text, language, topics)
     with the cleaned title and text that the matched terms' offsets refer to."""
-    clean_title = clean_text(title or "")
-    clean_body = clean_text(body or "", title=clean_title)
+    clean_title, clean_body = cleaned_fields(title, body)
     language = language or detect_language(f"{clean_title}\n{clean_body}")
     topics = classify(clean_title, clean_body, taxonomy, language=language)
     return clean_title, clean_body, language, topics
 
 
-def read_labelled(path: Path, known_topics: Iterable[str]) -> list[LabelledArticle]:
+SPLITS = ("tuning", "report")
+
+
+def read_labelled(
+    path: Path, known_topics: Iterable[str], split: str | None = None
+) -> list[LabelledArticle]:
     """Rows of a JSON Lines file of articles with ``labels``; refuses the first bad line with
-    its number and the reason (bad JSON, missing title or labels, unknown topic)."""
+    its number and the reason (bad JSON, missing title or labels, unknown topic or split).
+    With ``split``, only the rows of that part (rows without a ``split`` field are in none)."""
     known = set(known_topics)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -103,7 +116,16 @@ def read_labelled(path: Path, known_topics: Iterable[str]) -> list[LabelledArtic
         articles.append(_labelled_row(line, known, f"{path}: line {number}"))
     if not articles:
         raise LabelledSetError(f"{path}: no labelled articles")
+    if split is not None:
+        articles = [article for article in articles if article.split == split]
+        if not articles:
+            raise LabelledSetError(f"{path}: no labelled articles in the {split!r} part")
     return articles
+
+
+def has_splits(articles: Iterable[LabelledArticle]) -> bool:
+    """Whether the labelled set is divided into tuning and report parts."""
+    return any(article.split is not None for article in articles)
 
 
 def _labelled_row(line: str, known: set[str], where: str) -> LabelledArticle:
@@ -129,18 +151,28 @@ def _labelled_row(line: str, known: set[str], where: str) -> LabelledArticle:
             f"{where}: unknown topic {unknown[0]!r} (the taxonomy has {', '.join(sorted(known))})"
         )
     language = row.get("language")
+    split = row.get("split")
+    if split is not None and split not in SPLITS:
+        raise LabelledSetError(f"{where}: 'split' must be one of {', '.join(SPLITS)}")
     return LabelledArticle(
         article_id=str(row.get("id", where)),
         title=title,
         text=text,
         labels=frozenset(labels),
         language=language if isinstance(language, str) else None,
+        split=split,
     )
 
 
-def predict(articles: Iterable[LabelledArticle], taxonomy: Taxonomy) -> Iterator[Outcome]:
+def predict(
+    articles: Iterable[LabelledArticle], taxonomy: Taxonomy, model: TopicModel | None = None
+) -> Iterator[Outcome]:
+    """Each article's topics: the rules', plus what ``model`` adds (as the pipeline does)."""
     for article in articles:
-        *_, topics = classify_article(article.title, article.text, taxonomy, article.language)
+        title, text, _, matches = classify_article(
+            article.title, article.text, taxonomy, article.language
+        )
+        topics = add_model_topics(dict(matches), model, title, text)
         yield Outcome(article, frozenset(topics))
 
 
@@ -168,7 +200,10 @@ def labelled_topics(articles: Iterable[LabelledArticle], taxonomy: Taxonomy) -> 
 
 
 def evaluate(
-    articles: list[LabelledArticle], taxonomy: Taxonomy, topics: Iterable[str] | None = None
+    articles: list[LabelledArticle],
+    taxonomy: Taxonomy,
+    topics: Iterable[str] | None = None,
+    model: TopicModel | None = None,
 ) -> dict[str, TopicScore]:
     names = list(topics) if topics is not None else labelled_topics(articles, taxonomy)
-    return score(predict(articles, taxonomy), names)
+    return score(predict(articles, taxonomy, model), names)
