@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
+from yarl import URL
 
 from newsalert.web.api import BadInput, read_body
 from newsalert.web.auth import SESSION_COOKIE, SESSION_SECONDS, Guard
@@ -21,6 +22,7 @@ from newsalert.web.ops import DAY, HOUR, Conflict, Console, Invalid, NotFound
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
+FORM = web.RequestKey("form", dict[str, Any])  # a POST's fields, read once and CSRF-checked
 # Inline styles only (the templates' <style>); scripts only from this origin; no framing.
 CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; img-src 'self' data:; "
@@ -83,7 +85,7 @@ class Pages:
             session = self.guard.session_of(request.cookies.get(SESSION_COOKIE))
             if session is None:
                 if request.method == "GET":
-                    raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
+                    raise web.HTTPSeeOther(URL("/login").with_query(next=request.path_qs))
                 return self._render(
                     "message.html",
                     None,
@@ -114,7 +116,7 @@ class Pages:
                         title="Refused",
                         message="This form has no valid CSRF token; reload the page and try again.",
                     )
-            request["form"] = form
+            request[FORM] = form
             try:
                 return await handler(request, session)
             except NotFound as exc:
@@ -276,7 +278,7 @@ class Pages:
         return self._subscribers_page(session)
 
     async def add_subscriber(self, request: web.Request, session: str) -> web.StreamResponse:
-        form = request["form"]
+        form = request[FORM]
         try:
             created = await self.console.create_subscriber(_spec(form))
         except (Invalid, Conflict, NotFound) as exc:
@@ -308,7 +310,7 @@ class Pages:
 
     async def edit(self, request: web.Request, session: str) -> web.StreamResponse:
         name = request.match_info["name"]
-        spec = _spec(request["form"])
+        spec = _spec(request[FORM])
         spec.pop("name", None)
         if not spec.get("webhook"):
             spec["webhook"] = None
@@ -327,7 +329,7 @@ class Pages:
         return await self._set_active(request, session, True)
 
     async def silence(self, request: web.Request, session: str) -> web.StreamResponse:
-        form = request["form"]
+        form = request[FORM]
         name = request.match_info["name"]
         self.console.add_silence(
             name, form.get("key", ""), form.get("duration", ""), form.get("reason") or None
