@@ -303,16 +303,7 @@ class Console:
         return found[0]
 
     async def check_subscription(self, config: SubscriptionConfig) -> list[str]:
-        """The problems `run` would find (query syntax, topics, entities) and the network
-        guard's verdict on the webhook URL; returns warnings (a host that does not resolve)."""
-        from newsalert.preflight import subscription_problems
-
-        problems = subscription_problems(config, self._taxonomy(), self.settings, "subscriber")
-        if problems:
-            raise Invalid("; ".join(problems))
-        if config.webhook is None:
-            return []
-        return await check_webhook_url(config.webhook.url, self.settings)
+        return await check_subscription(config, self.settings)
 
     async def create_subscriber(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Add a subscriber. A webhook without a secret gets a new one, returned here once."""
@@ -391,21 +382,7 @@ class Console:
         self.deliveries.remove_subscriber(name)
 
     async def send_test(self, name: str) -> list[dict[str, Any]]:
-        """A marked test notification through each channel of ``name``, now."""
-        from alerts.runtime import build_dispatcher
-
-        dispatcher = build_dispatcher(self.settings, sync_config=False)
-        try:
-            sub = dispatcher.store.subscriber(name)
-            if sub is None:
-                raise NotFound(f"no subscriber named {name!r}")
-            results = await dispatcher.send_test(sub)
-        finally:
-            await dispatcher.close()
-        return [
-            {"channel": c, "target": t, "outcome": r.outcome, "detail": r.detail}
-            for c, t, r in results
-        ]
+        return await send_test(self.settings, name)
 
     def would_have_matched(
         self, keywords: str, topics: list[str] | None = None, now: float | None = None
@@ -450,6 +427,42 @@ class Console:
     def remove_silence(self, silence_id: int) -> None:
         if not self.deliveries.remove_silence(silence_id):
             raise NotFound(f"no silence {silence_id}")
+
+
+async def check_subscription(config: SubscriptionConfig, settings: Settings) -> list[str]:
+    """The checks `run` makes of a config file's subscription (query syntax, topics, entities)
+    and the network guard's verdict on its webhook URL: Invalid, or the warnings (a webhook
+    host that does not resolve from here)."""
+    from newsalert.preflight import subscription_problems
+    from streams.classify.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy(settings.taxonomy)
+    problems = subscription_problems(config, taxonomy, settings, "subscriber")
+    if problems:
+        raise Invalid("; ".join(problems))
+    if config.webhook is None:
+        return []
+    return await check_webhook_url(config.webhook.url, settings)
+
+
+async def send_test(
+    settings: Settings, name: str, sync_config: bool = False
+) -> list[dict[str, Any]]:
+    """A marked test notification through each channel of subscriber ``name``, now; one
+    result per channel: channel, target, outcome (delivered, retry, failed, disabled), detail."""
+    from alerts.runtime import build_dispatcher
+
+    dispatcher = build_dispatcher(settings, sync_config=sync_config)
+    try:
+        sub = dispatcher.store.subscriber(name)
+        if sub is None:
+            raise NotFound(f"no subscriber named {name!r}")
+        results = await dispatcher.send_test(sub)
+    finally:
+        await dispatcher.close()
+    return [
+        {"channel": c, "target": t, "outcome": r.outcome, "detail": r.detail} for c, t, r in results
+    ]
 
 
 async def check_webhook_url(url: str, settings: Settings) -> list[str]:
