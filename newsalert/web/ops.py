@@ -245,14 +245,10 @@ class Console:
     def spike(self, spike_id: str) -> dict[str, Any]:
         """A spike as a subscriber sees it, its events, and who was told by which channel."""
         events = self.activity.spike(spike_id)
-        notified = [
-            delivery_row(r)
-            for r in self.deliveries.messages(limit=10_000)
-            if r.spike_id == spike_id
-        ]
-        if not events and not notified:
+        messages = self.deliveries.spike_messages(spike_id)
+        if not events and not messages:
             raise NotFound(f"unknown spike {spike_id!r}")
-        latest = events[-1] if events else self.deliveries.get(notified[0]["message_id"]).spike
+        latest = events[-1] if events else messages[-1].spike
         return {
             **spike_summary(latest),
             "top_stories": latest.get("top_stories", []),
@@ -261,7 +257,7 @@ class Console:
             "events": [
                 {"state": e["state"], "detected_at": when(e["detected_at"])} for e in events
             ],
-            "notified": notified,
+            "notified": [delivery_row(m) for m in messages],
         }
 
     # -- feeds -------------------------------------------------------------------------
