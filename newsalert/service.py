@@ -205,6 +205,13 @@ class Service:
         await self._ensure_topics()
         assert self.http is not None
         say(f"metrics on http://{settings.metrics_host}:{self.http.port}/metrics")
+        if settings.api_token is not None:
+            say(
+                f"pages on http://{settings.metrics_host}:{self.http.port}/ (log in with "
+                "NEWSALERT_API_TOKEN), API under /api/v1/"
+            )
+        else:
+            say("pages and API off: set NEWSALERT_API_TOKEN to turn them on")
 
         if streams:
             if self.embedded is None:

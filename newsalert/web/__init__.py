@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from aiohttp import web
 
 from newsalert.settings import Settings
 
-log = logging.getLogger(__name__)
-
 
 def console_routes(
     settings: Settings,
 ) -> tuple[Callable[[web.Application], None], Callable[[], None]]:
     """The routes of the pages and the API, and what closes their stores. Without
-    NEWSALERT_API_TOKEN they answer 503 saying how to turn them on."""
+    NEWSALERT_API_TOKEN they answer 503 saying how to turn them on (and the service says so
+    once it runs: newsalert/service.py)."""
     from newsalert.web.api import Api
     from newsalert.web.auth import Guard
     from newsalert.web.ops import Console
@@ -24,10 +22,6 @@ def console_routes(
 
     token = settings.api_token.get_secret_value() if settings.api_token else ""
     guard = Guard(token) if token else None
-    if guard is None:
-        log.warning(
-            "the pages and the /api/v1 API are off: set NEWSALERT_API_TOKEN to turn them on"
-        )
     console = Console.open(settings)
     api = Api(console, guard, settings.api_max_body_bytes)
     pages = Pages(console, guard, settings.api_max_body_bytes, settings.api_cookie_secure)
