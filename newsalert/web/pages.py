@@ -6,6 +6,8 @@ NEWSALERT_API_TOKEN sets the session cookie; every POST carries the session's CS
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +23,10 @@ from newsalert.web.charts import bar_chart
 from newsalert.web.ops import DAY, HOUR, Conflict, Console, Invalid, NotFound
 
 log = logging.getLogger(__name__)
+# Guessing the token through the login form: at most this many wrong tokens a minute, from
+# anyone (the endpoint sits behind a proxy often enough that the client address says little).
+MAX_LOGIN_FAILURES = 10
+LOGIN_FAILURE_WINDOW_SECONDS = 60.0
 Handler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 FORM = web.RequestKey("form", dict[str, Any])  # a POST's fields, read once and CSRF-checked
 # Inline styles only (the templates' <style>); scripts only from this origin; no framing.
@@ -50,6 +56,8 @@ class Pages:
         )
         self.templates.filters["datetime"] = _datetime
         self.templates.filters["urlpart"] = lambda value: quote(str(value), safe="")
+        self.templates.filters["weblink"] = _weblink
+        self._failed_logins: deque[float] = deque()  # when the recent wrong tokens came
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/login", self._login_form)
@@ -165,9 +173,21 @@ class Pages:
     async def _login(self, request: web.Request) -> web.StreamResponse:
         if self.guard is None:
             return self._off()
+        now = time.monotonic()
+        while self._failed_logins and now - self._failed_logins[0] > LOGIN_FAILURE_WINDOW_SECONDS:
+            self._failed_logins.popleft()
         form = await self._form(request)
         target = _local(form.get("next"))
+        if len(self._failed_logins) >= MAX_LOGIN_FAILURES:
+            return self._render(
+                "login.html",
+                None,
+                status=429,
+                next=target,
+                error="Too many wrong tokens in the last minute; try again later.",
+            )
         if not self.guard.token_ok(form.get("token")):
+            self._failed_logins.append(now)
             log.warning("refused a login from %s: wrong token", request.remote)
             return self._render("login.html", None, status=401, next=target, error="Wrong token.")
         response = web.HTTPSeeOther(target)
@@ -372,6 +392,13 @@ def _spec(form: dict[str, Any]) -> dict[str, Any]:
     if webhook:
         spec["webhook"] = webhook
     return spec
+
+
+def _weblink(url: str | None) -> str | None:
+    """A story's link only when it is http(s): a feed could carry ``javascript:`` URLs."""
+    if url and url.lower().startswith(("http://", "https://")):
+        return url
+    return None
 
 
 def _epoch(text: str | None) -> float:

@@ -162,3 +162,20 @@ async def test_without_a_token_setting_the_pages_and_api_are_off(tmp_path):
     finally:
         await http.stop()
         close()
+
+
+async def test_a_story_link_that_is_not_http_is_shown_as_text(site):
+    hit = {"key": "5g-security", "story_id": "js", "published": 2e9, "title": "Evil story"}
+    site.console.activity.record_hits([hit | {"url": "javascript:alert(1)", "terms": []}])
+    async with site.client(token=None) as client:
+        await log_in(client)
+        page = await client.get("/")
+    assert "Evil story" in page.text and "javascript:" not in page.text
+
+
+async def test_wrong_tokens_are_limited_to_ten_a_minute(site):
+    async with site.client(token=None) as client:
+        for _ in range(10):
+            assert (await client.post("/login", data={"token": "guess"})).status_code == 401
+        refused = await client.post("/login", data={"token": TOKEN})
+    assert refused.status_code == 429 and SESSION_COOKIE not in refused.cookies
