@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from pydantic import ValidationError
@@ -201,7 +202,9 @@ class Console:
         for store in (self.deliveries, self.feeds_state, self.activity):
             store.close()
 
+    @cached_property
     def _taxonomy(self) -> Any:
+        """Read once: the taxonomy, like the settings, changes with a restart."""
         from streams.classify.taxonomy import load_taxonomy
 
         return load_taxonomy(self.settings.taxonomy)
@@ -209,7 +212,7 @@ class Console:
     # -- topics and spikes -----------------------------------------------------------
 
     def topic_names(self) -> list[str]:
-        return sorted(self._taxonomy().topics)
+        return sorted(self._taxonomy.topics)
 
     def topic(self, name: str, now: float | None = None) -> dict[str, Any]:
         """One topic: volume per hour (48 h) and per day (30 d), spikes, latest stories."""

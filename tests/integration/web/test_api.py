@@ -231,3 +231,18 @@ async def test_openapi_document_is_valid_and_lists_every_route(site):
         jsonschema.Draft202012Validator.check_schema(schema)
     refs = re.findall(r'"\$ref": "#/components/(\w+)/(\w+)"', json.dumps(served))
     assert refs and all(name in served["components"][kind] for kind, name in refs)
+
+
+async def test_a_config_file_subscriber_is_read_only_here(site):
+    config = SubscriptionConfig(name="filed", topics=["5g-security"], email="f@example.org")
+    site.console.deliveries.sync_config([config])
+    async with site.client() as client:
+        assert (await client.get("/api/v1/subscribers/filed")).json()["origin"] == "config"
+        patched = await client.patch("/api/v1/subscribers/filed", json={"keywords": "x"})
+        deleted = await client.delete("/api/v1/subscribers/filed")
+        unknown = await client.patch("/api/v1/subscribers/nobody", json={"keywords": "x"})
+        renamed = await client.patch("/api/v1/subscribers/filed", json={"name": "other"})
+    assert patched.status_code == 409 and "config file" in patched.json()["error"]
+    assert deleted.status_code == 409 and unknown.status_code == 404
+    assert renamed.status_code == 422
+    assert site.console.deliveries.subscriber("filed").keywords is None
