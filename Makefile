@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench demo clean postgres java-maven kustomize prometheus dashboards
+.PHONY: run test lint format bench demo clean postgres java-maven kustomize prometheus dashboards chromium
 
 # The tests start their own PostgreSQL cluster from Debian's postgresql package's binaries.
 POSTGRES_INITDB = $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb))
@@ -63,6 +63,16 @@ prometheus:
 		|| { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends prometheus; }; \
 	fi
 
+# The browser tests (tests/e2e/test_web_browser.py) drive Debian's headless Chromium with
+# Selenium through chromedriver (Playwright's own browser download is not reachable everywhere).
+chromium:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		echo "installing Debian's chromium and chromium-driver (the browser tests)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y --no-install-recommends chromium chromium-driver \
+		|| { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium chromium-driver; }; \
+	fi
+
 # The Grafana dashboards' JSON, from deploy/grafana/dashboards.py (a test checks it is current).
 dashboards: $(STAMP)
 	$(BIN)/python deploy/grafana/dashboards.py
@@ -99,7 +109,7 @@ kustomize:
 		|| echo "WARNING: kustomize $(KUSTOMIZE_VERSION) could not be installed; the k8s tests will fail"; \
 	fi
 
-test: $(COMPILED) lint postgres java-maven kustomize prometheus
+test: $(COMPILED) lint postgres java-maven kustomize prometheus chromium
 	$(BIN)/pytest -q --broker-kind $(BROKERS) $(PYTEST_ARGS)
 
 # `make bench ARGS="--kafka --articles 20000 --rounds 1"`: README "Performance".

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS outbox_group ON outbox (group_key, status);
+CREATE INDEX IF NOT EXISTS outbox_spike ON outbox (spike_id);
 CREATE TABLE IF NOT EXISTS delivery_attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     message_id TEXT NOT NULL,
@@ -611,6 +612,13 @@ class DeliveryStore:
         where, args = ("WHERE status = ?", (status,)) if status else ("", ())
         rows = self._db.execute(
             f"SELECT * FROM outbox {where} ORDER BY created_at DESC LIMIT ?", (*args, limit)
+        ).fetchall()
+        return [_row(r) for r in rows]
+
+    def spike_messages(self, spike_id: str) -> list[OutboxRow]:
+        """The notifications of one spike, oldest first (who was told, by which channel)."""
+        rows = self._db.execute(
+            "SELECT * FROM outbox WHERE spike_id = ? ORDER BY created_at", (spike_id,)
         ).fetchall()
         return [_row(r) for r in rows]
 

@@ -205,6 +205,13 @@ class Service:
         await self._ensure_topics()
         assert self.http is not None
         say(f"metrics on http://{settings.metrics_host}:{self.http.port}/metrics")
+        if settings.api_token is not None:
+            say(
+                f"pages on http://{settings.metrics_host}:{self.http.port}/ (log in with "
+                "NEWSALERT_API_TOKEN), API under /api/v1/"
+            )
+        else:
+            say("pages and API off: set NEWSALERT_API_TOKEN to turn them on")
 
         if streams:
             if self.embedded is None:
@@ -257,6 +264,7 @@ class Service:
         self.http = ServiceHttp(settings.metrics_host, settings.metrics_port)
         if subscriber_pages:
             self._add_subscriber_pages()
+        self._add_console()
         try:
             await self.http.start()
         except OSError as exc:
@@ -307,6 +315,15 @@ class Service:
         pages = SubscriberPages(store, Links("", store.link_key()))
         self.http.add_routes(pages.routes)
 
+    def _add_console(self) -> None:
+        """The pages and the /api/v1 API, behind NEWSALERT_API_TOKEN (newsalert/web/)."""
+        from newsalert.web import console_routes
+
+        assert self.http is not None
+        routes, close = console_routes(self.settings)
+        self.closers.append(close)
+        self.http.add_routes(routes)
+
     async def _check_group_limits(self) -> None:
         """An external broker that would refuse the group session timeout: one line now,
         not a group join that fails forever."""
@@ -331,7 +348,9 @@ class Service:
             raise StartError(f"broker {self.broker_url}: {problem}")
 
     async def _start_streams(self) -> None:
+        from alerts import activity
         from alerts import agent as alert_agent
+        from alerts.activity import ActivityStore
         from alerts.runtime import build_dispatcher
         from streams.app import create_app
 
@@ -342,6 +361,17 @@ class Service:
             self.settings, self.broker_url, persist_state=self.embedded is not None
         )
         alert_agent.register(self.app, self.app.spikes_topic, self.dispatcher)
+        # What the pages show of the stream (volume, latest stories, spikes): alerts/activity.py
+        activity_store = ActivityStore(self.settings.state_database)
+        self.closers.append(activity_store.close)
+        activity.register(
+            self.app,
+            self.app.hits_topic,
+            self.app.spikes_topic,
+            activity_store,
+            self.settings.process_batch_size,
+            self.settings.process_batch_seconds,
+        )
         # Registered first: a start cancelled half way (a stop during the group join) still
         # stops what the app had started.
         self.closers.append(self.app.stop)

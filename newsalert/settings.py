@@ -394,6 +394,21 @@ class Settings(BaseSettings):
         default="127.0.0.1",
         description="address the HTTP endpoint listens on (0.0.0.0 in a container)",
     )
+    # The pages and the /api/v1 API on the HTTP endpoint (newsalert/web/): every request needs
+    # this token (a bearer header, or the pages' login cookie). Unset: both are off.
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="token of the pages and the /api/v1 API (bearer header, or the login "
+        "form); unset: both are off",
+        json_schema_extra={"secret": True},
+    )
+    api_cookie_secure: bool = Field(
+        default=False,
+        description="mark the pages' session cookie Secure (behind an https proxy)",
+    )
+    api_max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="largest request body the API and pages accept"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="DEBUG, INFO, WARNING or ERROR"
     )

@@ -48,6 +48,7 @@ class NewsalertApp(faust.App):
         # Spike events, as bytes: the service attaches the alert agent to it (alerts/agent.py),
         # which decodes each and sends what it cannot process to ``dead_letters``.
         self.spikes_topic: Any = None
+        self.hits_topic: Any = None
         self.dead_letters = DeadLetters(self)
         # Faust honours processing_guarantee only in a worker (faust.Worker sets this); the
         # service runs the app itself, as its worker.
@@ -156,6 +157,7 @@ def create_app(
         *batch,
     )
     app.spikes_topic = undecoded(spikes_topic)
+    app.hits_topic = undecoded(hits_topic)  # also read by alerts/activity.py
 
     consumer.register_lag(app)
 

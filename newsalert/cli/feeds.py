@@ -14,13 +14,13 @@ import multiprocessing
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from newsalert.settings import LOCAL_KAFKA, ConfigError, FeedConfig, Settings
+from newsalert.web.ops import feed_health
 
 TITLES_SHOWN = 3
 PARSE_TIMEOUT_SECONDS = 20.0
@@ -357,42 +357,9 @@ async def _add(args: argparse.Namespace, settings: Settings, state: Any) -> int:
     return 0
 
 
-def _when(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def feed_health(feed: Any, now: float) -> dict[str, Any]:
-    """One feed as `feeds list --json` prints it."""
-    if feed.failing_since is None:
-        health = "ok"
-    else:
-        health = "failing" if feed.healthy(now) else "unhealthy"
-    return {
-        "url": feed.url,
-        "fetch_url": feed.fetch_url,
-        "name": feed.name,
-        "title": feed.title,
-        "tags": list(feed.tags),
-        "origin": feed.origin,
-        "health": health,
-        "last_success": _when(feed.last_success_at),
-        "last_error": feed.last_error,
-        "last_error_at": _when(feed.last_error_at),
-        "warning": feed.last_warning,
-        "failing_since": _when(feed.failing_since),
-        "consecutive_errors": feed.consecutive_errors,
-        "next_poll": _when(feed.next_poll_at) if feed.next_poll_at else "now",
-        "interval_seconds": feed.interval_in_use_seconds or feed.interval_seconds,
-        "items_seen": feed.items_seen,
-        "full_text": feed.full_text,
-    }
-
-
 def _list(state: Any, as_json: bool) -> int:
     now = time.time()
-    feeds = [feed_health(feed, now) for feed in state.list_feeds()]
+    feeds = [feed_health(feed, now) for feed in state.list_feeds()]  # as GET /api/v1/feeds
     if as_json:
         for feed in feeds:
             print(json.dumps(feed, ensure_ascii=False))

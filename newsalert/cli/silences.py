@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -11,16 +10,7 @@ from typing import Any
 
 from newsalert.cli.subscribers import open_store
 from newsalert.settings import Settings
-
-UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def duration_seconds(text: str) -> float:
-    """'90m', '2h', '1d12h', '1w' -> seconds."""
-    parts = re.fullmatch(r"(?:\d+[mhdw])+", text.strip())
-    if not parts:
-        raise ValueError(f"not a duration like 30m, 2h, 1d or 1w: {text!r}")
-    return float(sum(int(n) * UNITS[u] for n, u in re.findall(r"(\d+)([mhdw])", text)))
+from newsalert.web.ops import duration_seconds
 
 
 def add_parser(commands: Any) -> None:

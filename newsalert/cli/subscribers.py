@@ -12,11 +12,10 @@ import json
 import sys
 from typing import Any
 
-from pydantic import ValidationError
-
 from alerts.signing import new_secret
 from alerts.store import DeliveryStore
-from newsalert.settings import Settings, SubscriptionConfig
+from newsalert.settings import Settings
+from newsalert.web import ops
 
 
 def add_parser(commands: Any) -> None:
@@ -104,36 +103,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if action is not None:
             return action(args, store)
         return asyncio.run(_test(args, settings))
-    except ValueError as exc:
+    except (ValueError, ops.NotFound) as exc:
         print(f"newsalert subscribers: {exc}", file=sys.stderr)
         return 2
     finally:
         store.close()
-
-
-def _check_webhook_url(url: str, settings: Settings) -> None:
-    """The network guard at the door: a URL it would refuse at delivery is refused now. A host
-    that does not resolve from here is only a warning (DNS may differ where the service runs)."""
-    from newsalert import netguard
-
-    policy = netguard.NetworkPolicy.from_setting(settings.allow_private_networks)
-    try:
-        asyncio.run(netguard.check_url(url, policy))
-    except netguard.UnresolvableHost as exc:
-        print(f"newsalert subscribers: warning: {exc}", file=sys.stderr)
-    except netguard.SsrfRefused as exc:
-        raise ValueError(f"webhook URL refused: {exc}") from None
-
-
-def _check_subscription(config: SubscriptionConfig, settings: Settings) -> None:
-    """The checks `run` makes of a config file's subscriptions (newsalert/preflight.py)."""
-    from newsalert.preflight import subscription_problems
-    from streams.classify.taxonomy import load_taxonomy
-
-    taxonomy = load_taxonomy(settings.taxonomy)
-    problems = subscription_problems(config, taxonomy, settings, "subscriber")
-    if problems:
-        raise ValueError("; ".join(problems))
 
 
 def _add(args: argparse.Namespace, store: DeliveryStore, settings: Settings) -> int:
@@ -160,17 +134,9 @@ def _add(args: argparse.Namespace, store: DeliveryStore, settings: Settings) -> 
     if args.quiet_hours:
         start, _, end = args.quiet_hours.partition("-")
         spec["quiet_hours"] = {"start": start, "end": end}
-    try:
-        config = SubscriptionConfig(**spec)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'subscriber'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise ValueError(problems) from None
-    _check_subscription(config, settings)
-    if config.webhook is not None:
-        _check_webhook_url(config.webhook.url, settings)
+    config = ops.subscription_from(spec)  # the checks the API and the pages make
+    for warning in asyncio.run(ops.check_subscription(config, settings)):
+        print(f"newsalert subscribers: warning: {warning}", file=sys.stderr)
     if generated:
         # First, flushed, and before the save: a reader that goes away early (`| head -1`)
         # still has the one line it cannot get again, and if it went away before it, the
@@ -181,51 +147,11 @@ def _add(args: argparse.Namespace, store: DeliveryStore, settings: Settings) -> 
     return 0
 
 
-def _describe(store: DeliveryStore) -> list[dict[str, Any]]:
-    health = {(e.subscriber, e.channel, e.target): e for e in store.endpoints()}
-    rows = []
-    for stored in store.subscribers():
-        sub = stored.config
-        channels = []
-        for channel, target in (
-            ("webhook", sub.webhook.url if sub.webhook else None),
-            ("email", sub.email),
-        ):
-            if target is None:
-                continue
-            endpoint = health.get((sub.name, channel, target))
-            channels.append(
-                {
-                    "channel": channel,
-                    "target": target,
-                    "disabled": endpoint.disabled_reason
-                    if endpoint and endpoint.disabled_at
-                    else None,
-                    "failing_since": endpoint.failing_since if endpoint else None,
-                    "last_success_at": endpoint.last_success_at if endpoint else None,
-                }
-            )
-        rows.append(
-            {
-                "name": sub.name,
-                "origin": stored.origin,
-                "active": sub.active,
-                "topics": list(sub.topics),
-                "entities": list(sub.entities),
-                "mode": sub.mode,
-                "min_severity": sub.min_severity,
-                "notify_on": list(sub.notify_on),
-                "keywords": sub.keywords,
-                "channels": channels,
-            }
-        )
-    return rows
-
-
 def _list(args: argparse.Namespace, store: DeliveryStore) -> int:
-    rows = _describe(store)
+    rows = ops.describe_subscribers(store)
     if args.json:
         for row in rows:
+            row.pop("silences")  # `silences list` shows them
             print(json.dumps(row))
         return 0
     if not rows:
@@ -262,19 +188,11 @@ def _enable(args: argparse.Namespace, store: DeliveryStore) -> int:
 
 
 async def _test(args: argparse.Namespace, settings: Settings) -> int:
-    from alerts.runtime import build_dispatcher
-
-    dispatcher = build_dispatcher(settings, sync_config=args.config is not None)
-    try:
-        sub = dispatcher.store.subscriber(args.name)
-        if sub is None:
-            raise ValueError(f"no subscriber named {args.name!r}")
-        results = await dispatcher.send_test(sub)
-    finally:
-        await dispatcher.close()
+    results = await ops.send_test(settings, args.name, sync_config=args.config is not None)
     failed = 0
-    for channel, target, result in results:
-        ok = result.outcome == "delivered"
+    for result in results:
+        ok = result["outcome"] == "delivered"
         failed += not ok
-        print(f"{channel:7} {target}: {'OK' if ok else 'FAILED'} ({result.detail})")
+        state = "OK" if ok else "FAILED"
+        print(f"{result['channel']:7} {result['target']}: {state} ({result['detail']})")
     return 1 if failed else 0

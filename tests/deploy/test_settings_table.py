@@ -45,6 +45,7 @@ def test_every_field_is_a_row_nested_ones_with_double_underscores():
 
 def test_secrets_are_marked_and_shown_without_a_default():
     assert secret_env_names() == {
+        "NEWSALERT_API_TOKEN",
         "NEWSALERT_DATABASE_URL",  # the password is in the URL
         "NEWSALERT_SMTP__PASSWORD",
         "NEWSALERT_SUBSCRIPTIONS",  # webhook secrets
