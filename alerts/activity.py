@@ -15,7 +15,7 @@ from typing import Any
 import faust
 
 from newsalert.database import Database, open_database
-from streams.records import Spike, TopicHit, decode
+from streams.records import Spike, TopicHit, decode, decode_fields
 
 KEEP_SECONDS = 31 * 86400.0  # the 30-day chart, and a day of slack
 PRUNE_EVERY_SECONDS = 600.0
@@ -176,7 +176,7 @@ def register(
             found = []
             for value in values:
                 try:
-                    found.append(decode(TopicHit, value).asdict())
+                    found.append(decode_fields(TopicHit, value))
                 except Exception:  # noqa: S112 - dead-lettered by detect-spikes
                     continue
             store.record_hits(found)
