@@ -241,7 +241,8 @@ class Pages:
         window = (_epoch(spike["window_start"]), _epoch(spike["window_end"]))
         chart = bar_chart(
             spike["recent_counts"],
-            self.console.settings.spike.bucket_seconds,
+            # The width the spike was seen at (events from before widths: the hour).
+            spike.get("width_seconds") or 3600.0,
             [window],
             width=480,
             height=90,
