@@ -204,6 +204,7 @@ class FeedPoller:
                 items_seen=new,
                 changed=new + updated > 0,
                 warning=warning,
+                entries_dropped=result.entries_dropped,
             ),
             f"feed {feed.url}",
         )

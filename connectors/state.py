@@ -69,6 +69,7 @@ _ADDED_COLUMNS = {
     "interval_in_use_seconds": "REAL",  # the adapted interval the last schedule used
     "full_text": "INTEGER NOT NULL DEFAULT 0",  # fetch article pages for their full text
     "last_warning": "TEXT",  # what the last fetched document lost (entries over the cap)
+    "entries_dropped": "INTEGER NOT NULL DEFAULT 0",  # entries over the cap, all polls
 }
 
 
@@ -100,6 +101,7 @@ class FeedRow:
     interval_in_use_seconds: float | None = None
     full_text: bool = False
     last_warning: str | None = None
+    entries_dropped: int = 0
 
     def healthy(self, now: float | None = None) -> bool:
         """False once the feed has failed without a success for a day; it is still polled."""
@@ -291,11 +293,13 @@ class FeedState:
         items_seen: int = 0,
         changed: bool = False,
         warning: str | None = None,
+        entries_dropped: int = 0,
     ) -> FeedRow | None:
         """Store one poll's outcome, end the lease and schedule the next poll. ``changed`` says
         the poll brought new or edited entries (what adaptive scheduling learns from);
         ``items_seen`` counts entries seen for the first time; ``warning`` says what a fetched
-        document lost (a 304 or an error keeps the last one). Returns the updated feed."""
+        document lost (a 304 or an error keeps the last one); ``entries_dropped`` adds to the
+        feed's count of entries dropped over the cap. Returns the updated feed."""
         feed = self.get_feed(url)
         if feed is None:
             return None  # removed while it was being polled
@@ -364,7 +368,7 @@ class FeedState:
                        items_seen = items_seen + ?, next_poll_at = ?,
                        refresh_hint_seconds = ?, last_change_at = ?, change_gap_seconds = ?,
                        interval_in_use_seconds = ?, last_warning = ?, lease_owner = NULL,
-                       lease_until = NULL
+                       lease_until = NULL, entries_dropped = entries_dropped + ?
                    WHERE url = ?""",
                 (
                     now,
@@ -380,6 +384,7 @@ class FeedState:
                     change_gap,
                     interval,
                     feed.last_warning if result.outcome == "not_modified" else warning,
+                    entries_dropped,
                     url,
                 ),
             )

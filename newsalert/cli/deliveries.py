@@ -11,6 +11,7 @@ from typing import Any
 
 from alerts.store import DeliveryStore
 from newsalert.settings import Settings
+from newsalert.web.ops import Conflict, NotFound, delivery_fields, requeue_dead_letter
 
 STATUSES = ["pending", "delivered", "dead", "superseded", "digest", "digested"]
 
@@ -60,23 +61,7 @@ def _list(args: argparse.Namespace, store: DeliveryStore) -> int:
     rows = store.messages(status=args.status, limit=args.limit)
     for row in rows:
         if args.json:
-            print(
-                json.dumps(
-                    {
-                        "message_id": row.message_id,
-                        "subscriber": row.subscriber,
-                        "channel": row.channel,
-                        "target": row.target,
-                        "topic": row.topic,
-                        "state": row.state,
-                        "status": row.status,
-                        "attempts": row.attempts,
-                        "last_error": row.last_error,
-                        "created_at": row.created_at,
-                        "delivered_at": row.delivered_at,
-                    }
-                )
-            )
+            print(json.dumps(delivery_fields(row)))
         else:
             print(
                 f"{row.message_id} {_when(row.created_at)} {row.status:10} {row.subscriber} "
@@ -98,9 +83,13 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
         if not ids:
             print("no dead letters")
             return 0
-        unknown = [mid for mid in ids if not store.requeue(mid)]
-        for mid in unknown:
-            print(f"newsalert deliveries: {mid} is not a dead letter", file=sys.stderr)
+        unknown = []
+        for mid in ids:  # the same requeue as the API's and the pages' replay
+            try:
+                requeue_dead_letter(store, mid)
+            except (NotFound, Conflict) as exc:
+                unknown.append(mid)
+                print(f"newsalert deliveries: {exc}", file=sys.stderr)
         await dispatcher.deliver_due()
         failed = 0
         for mid in ids:

@@ -169,8 +169,7 @@ def _list(args: argparse.Namespace, store: DeliveryStore) -> int:
 
 
 def _remove(args: argparse.Namespace, store: DeliveryStore) -> int:
-    if not store.remove_subscriber(args.name):
-        raise ValueError(f"no subscriber named {args.name!r}")
+    ops.delete_subscriber(store, args.name)  # the API's and the pages' delete
     print(f"subscriber {args.name!r} removed")
     return 0
 

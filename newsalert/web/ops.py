@@ -90,11 +90,12 @@ def feed_health(feed: Any, now: float) -> dict[str, Any]:
         "next_poll": when(feed.next_poll_at) if feed.next_poll_at else "now",
         "interval_seconds": feed.interval_in_use_seconds or feed.interval_seconds,
         "items_seen": feed.items_seen,
+        "entries_dropped": feed.entries_dropped,
         "full_text": feed.full_text,
     }
 
 
-FEED_SORTS = ("health", "name", "last_success", "next_poll", "items_seen")
+FEED_SORTS = ("health", "name", "last_success", "next_poll", "items_seen", "entries_dropped")
 _HEALTH_ORDER = {"unhealthy": 0, "failing": 1, "ok": 2}
 
 
@@ -105,8 +106,8 @@ def sort_feeds(feeds: list[dict[str, Any]], sort: str = "health") -> list[dict[s
 
     def key(feed: dict[str, Any]) -> tuple[Any, ...]:
         health = _HEALTH_ORDER[feed["health"]]
-        if sort == "items_seen":
-            return (health, -feed["items_seen"])
+        if sort in ("items_seen", "entries_dropped"):
+            return (health, -feed[sort])  # most first
         if sort == "health":
             return (health, feed["failing_since"] or "", feed["name"] or feed["url"])
         value = feed[sort] if sort != "name" else (feed["name"] or feed["title"] or feed["url"])
@@ -281,14 +282,7 @@ class Console:
 
     def replay(self, message_id: str) -> dict[str, Any]:
         """Put a dead letter back in the outbox: the running dispatcher delivers it at once."""
-        row = self.deliveries.get(message_id)
-        if row is None:
-            raise NotFound(f"unknown message {message_id!r}")
-        if not self.deliveries.requeue(message_id):
-            raise Conflict(f"message {message_id!r} is {row.status}, not a dead letter")
-        replayed = self.deliveries.get(message_id)
-        assert replayed is not None
-        return delivery_row(replayed)
+        return delivery_row(requeue_dead_letter(self.deliveries, message_id))
 
     # -- subscribers -------------------------------------------------------------------
 
@@ -373,12 +367,7 @@ class Console:
             raise Conflict(str(exc)) from None
 
     def delete_subscriber(self, name: str) -> None:
-        if self.deliveries.subscriber(name) is None:
-            raise NotFound(f"no subscriber named {name!r}")
-        origin = next(s.origin for s in self.deliveries.subscribers() if s.config.name == name)
-        if origin == "config":
-            raise Conflict(f"subscriber {name!r} is defined in the config file; remove it there")
-        self.deliveries.remove_subscriber(name)
+        delete_subscriber(self.deliveries, name)
 
     async def send_test(self, name: str) -> list[dict[str, Any]]:
         return await send_test(self.settings, name)
@@ -494,7 +483,8 @@ def spike_summary(spike: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def delivery_row(row: Any) -> dict[str, Any]:
+def delivery_fields(row: Any) -> dict[str, Any]:
+    """One outbox row as JSON-ready fields, times as epoch seconds (``deliveries list --json``)."""
     return {
         "message_id": row.message_id,
         "subscriber": row.subscriber,
@@ -507,6 +497,38 @@ def delivery_row(row: Any) -> dict[str, Any]:
         "status": row.status,
         "attempts": row.attempts,
         "last_error": row.last_error,
-        "created_at": when(row.created_at),
-        "delivered_at": when(row.delivered_at),
+        "created_at": row.created_at,
+        "delivered_at": row.delivered_at,
     }
+
+
+def delivery_row(row: Any) -> dict[str, Any]:
+    """``delivery_fields`` with ISO times (the API and the pages)."""
+    fields = delivery_fields(row)
+    fields["created_at"] = when(row.created_at)
+    fields["delivered_at"] = when(row.delivered_at)
+    return fields
+
+
+def delete_subscriber(store: DeliveryStore, name: str) -> None:
+    """Remove a CLI- or page-added subscriber (the API, the pages, ``subscribers remove``)."""
+    if store.subscriber(name) is None:
+        raise NotFound(f"no subscriber named {name!r}")
+    origin = next(s.origin for s in store.subscribers() if s.config.name == name)
+    if origin == "config":
+        raise Conflict(f"subscriber {name!r} is defined in the config file; remove it there")
+    store.remove_subscriber(name)
+
+
+def requeue_dead_letter(store: DeliveryStore, message_id: str) -> Any:
+    """Put a dead letter back in the outbox (due now); its row. NotFound for an unknown id,
+    Conflict for a message that is not a dead letter. The API, the pages and
+    ``deliveries replay`` all replay through here."""
+    row = store.get(message_id)
+    if row is None:
+        raise NotFound(f"unknown message {message_id!r}")
+    if not store.requeue(message_id):
+        raise Conflict(f"message {message_id!r} is {row.status}, not a dead letter")
+    replayed = store.get(message_id)
+    assert replayed is not None
+    return replayed

@@ -292,6 +292,23 @@ def test_feeds_fetch_state_and_leases_survive_a_restart(open_state):
     assert (after[1].lease_owner, after[1].full_text) == ("p1", True)
 
 
+def test_entries_dropped_over_the_cap_add_up_across_polls(open_state):
+    """The count the /feeds page shows: every poll's entries over the cap, also after a 304
+    (which drops nothing and keeps the count)."""
+    state = open_state()
+    state.add_feed(URL, now=NOW)
+    capped = FetchResult("fetched", URL, entries_dropped=7)
+    state.record_fetch(URL, capped, now=NOW, default_interval_seconds=300, entries_dropped=7)
+    state.record_fetch(
+        URL, FetchResult("not_modified", URL), now=NOW + 300, default_interval_seconds=300
+    )
+    feed = state.record_fetch(
+        URL, capped, now=NOW + 600, default_interval_seconds=300, entries_dropped=3
+    )
+    assert feed is not None and feed.entries_dropped == 10
+    assert open_state().get_feed(URL).entries_dropped == 10
+
+
 def test_an_old_database_gains_the_new_columns(state_target, open_state):
     old = open_database(state_target)
     old.create_schema(FIRST_RELEASE_FEEDS)
