@@ -21,8 +21,8 @@ from typing import Any
 
 from bench import workset
 
-NAMES = ["ceiling", "work", "stream", "peer-quixstreams", "e2e-latency", "ingest"]
-ON_BROKER = {"ceiling", "stream", "peer-quixstreams"}
+NAMES = ["ceiling", "work", "stream", "peer-quixstreams", "e2e-latency", "ingest", "scaling"]
+ON_BROKER = {"ceiling", "stream", "peer-quixstreams", "scaling"}
 RESULTS = Path(__file__).with_name("results")
 
 # figure key -> unit; the key is the metric name, with a ``fulltext_`` prefix for the
@@ -48,6 +48,10 @@ def unit_of(metric: str) -> str:
     base = metric.removeprefix("fulltext_")
     if base in UNITS:
         return UNITS[base]
+    if base.endswith("articles_per_second"):  # scaling's one_worker_..., two_workers_...
+        return "articles/s"
+    if base in ("speedup", "cores"):
+        return "ratio" if base == "speedup" else "cores"
     for part, unit in (("_seconds", "s"), ("_bytes", "bytes"), ("_fraction", "ratio")):
         if part in base:
             return unit
@@ -82,6 +86,13 @@ async def _round(
             elif name == "stream":
                 assert broker is not None
                 result = await stream.stream(broker, app_id, expected, count)
+            elif name == "scaling":
+                assert broker is not None
+                copies = (f"{app_id}-one", f"{app_id}-two")  # a raw topic for each run
+                for copy in copies:
+                    await workset.create_topics(broker.bootstrap, copy)
+                    await workset.preload(broker.bootstrap, f"{copy}.articles.raw", articles)
+                result = await stream.scaling(broker, copies, expected, count)
             elif name == "peer-quixstreams":
                 assert broker is not None
                 result = await peer.peer(broker, raw_topic, app_id, expected, count)
@@ -111,7 +122,7 @@ async def _round(
 
 
 def _brief(result: dict[str, float]) -> str:
-    keys = ["articles_per_second", "cpu_seconds_per_10k", "polls_per_minute_per_core"]
+    keys = ["articles_per_second", "cpu_seconds_per_10k", "polls_per_minute_per_core", "speedup"]
     return ", ".join(f"{k} {result[k]:.4g}" for k in keys if k in result)
 
 

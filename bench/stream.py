@@ -219,19 +219,25 @@ async def stop_process(process: Any, timeout_seconds: float = 20.0) -> None:
 
 
 def window_figures(
-    seen: workset.Observed, pid: int, broker: workset.Broker, expected: int, inputs: int
+    seen: workset.Observed,
+    pid: int | list[int],
+    broker: workset.Broker,
+    expected: int,
+    inputs: int,
 ) -> dict[str, float]:
     """Throughput and CPU per 10k from a reader's first to its last record. The reader sees
     the ``expected`` classified articles of ``inputs`` raw ones (exact copies are dropped
     after the full work), so rates are given per raw article, as for ``ceiling`` and
-    ``work``, and ``classified_per_second`` per article that came out."""
+    ``work``, and ``classified_per_second`` per article that came out. ``pid``: the worker,
+    or the workers (their CPU summed)."""
     if seen.first_at is None or seen.last_at is None or seen.count < 2:
         raise RuntimeError(f"no output seen ({seen.count} of {expected} records)")
     if seen.count < expected:
         print(f"  warning: {seen.count} of {expected} records seen", file=sys.stderr)
     processed = inputs * seen.count / expected
     wall = seen.last_at - seen.first_at
-    cpu = seen.cpu_at_last[pid] - seen.cpu_at_first[pid]
+    pids = [pid] if isinstance(pid, int) else pid
+    cpu = sum(seen.cpu_at_last[p] - seen.cpu_at_first[p] for p in pids)
     broker_cpu = sum(seen.cpu_at_last[p] - seen.cpu_at_first[p] for p in broker.pids())
     return {
         "articles": processed,
@@ -264,6 +270,55 @@ async def stream(
         finally:
             await stop_process(worker)
     return figures
+
+
+async def workers(
+    broker: workset.Broker, app_id: str, count: int, expected: int, inputs: int
+) -> dict[str, float]:
+    """``count`` ``newsalert streams`` workers of one group over the preloaded raw topic of
+    ``app_id``, started together (so that they share the partitions from the first record)."""
+    from streams.topics import TopicNames
+
+    with tempfile.TemporaryDirectory(prefix="bench-workers-") as data_dir:
+        dirs = [Path(data_dir) / f"w{n}" for n in range(count)]
+        started = await asyncio.gather(
+            *(_start_worker(broker, app_id, d) for d in dirs), return_exceptions=True
+        )
+        running = [w for w in started if not isinstance(w, BaseException)]
+        try:
+            if len(running) < count:
+                raise RuntimeError(f"{count - len(running)} of {count} workers did not start")
+            pids = [w.pid for w in running]
+            seen = await workset.observe(
+                broker.bootstrap,
+                TopicNames(app_id).articles,
+                expected,
+                [*pids, *broker.pids()],
+                timeout_seconds=max(600.0, expected / 50),
+            )
+            figures = window_figures(seen, pids, broker, expected, inputs)
+        finally:
+            for worker in running:
+                await stop_process(worker)
+    return figures
+
+
+async def scaling(
+    broker: workset.Broker, app_ids: tuple[str, str], expected: int, inputs: int
+) -> dict[str, float]:
+    """One worker, then two workers of one group, each over its own copy of the preloaded
+    raw topic (3 partitions): the speedup of the second worker (issue 16's goal: >= 1.7 on
+    Apache Kafka). Workers and broker share this machine's cores."""
+    one = await workers(broker, app_ids[0], 1, expected, inputs)
+    two = await workers(broker, app_ids[1], 2, expected, inputs)
+    return {
+        "one_worker_articles_per_second": one["articles_per_second"],
+        "two_workers_articles_per_second": two["articles_per_second"],
+        "speedup": two["articles_per_second"] / one["articles_per_second"],
+        "one_worker_cpu_seconds_per_10k": one["cpu_seconds_per_10k"],
+        "two_workers_cpu_seconds_per_10k": two["cpu_seconds_per_10k"],
+        "cores": float(len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else 0.0,
+    }
 
 
 def main() -> int:

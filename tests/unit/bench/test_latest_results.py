@@ -50,6 +50,10 @@ def test_units_follow_the_metric_names():
     assert unit_of("fulltext_articles_per_second") == "articles/s"
     assert unit_of("p99_seconds_at_500") == "s"
     assert unit_of("peak_rss_bytes") == "bytes"
+    # scaling: one worker against two
+    assert unit_of("two_workers_articles_per_second") == "articles/s"
+    assert unit_of("two_workers_cpu_seconds_per_10k") == "s"
+    assert unit_of("speedup") == "ratio"
 
 
 def test_the_table_has_a_row_per_benchmark_and_a_column_per_main_metric():
