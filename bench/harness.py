@@ -50,8 +50,10 @@ def unit_of(metric: str) -> str:
         return UNITS[base]
     if base.endswith("articles_per_second"):  # scaling's one_worker_..., two_workers_...
         return "articles/s"
-    if base in ("speedup", "cores"):
-        return "ratio" if base == "speedup" else "cores"
+    if base == "speedup":
+        return "ratio"
+    if base == "cores" or base.endswith("_cores_busy"):
+        return "cores"
     for part, unit in (("_seconds", "s"), ("_bytes", "bytes"), ("_fraction", "ratio")):
         if part in base:
             return unit
