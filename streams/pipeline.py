@@ -50,23 +50,27 @@ class ArticleProcessor:
 
     def classified(self, raw: dict[str, Any]) -> tuple[str, str, str | None, dict[str, Any]]:
         """Title and text cleaned, the language, and the topics (as JSON-ready dicts)."""
-        title, text, _, language, topics = self._read(raw)
+        title, text, _, _, language, topics = self._read(raw)
         return title, text, language, topics
 
-    def _read(self, raw: dict[str, Any]) -> tuple[str, str, list[str], str | None, dict[str, Any]]:
+    def _read(
+        self, raw: dict[str, Any]
+    ) -> tuple[str, str, str, list[str], str | None, dict[str, Any]]:
+        """Title, text, both as one content string, its words, the language, the topics."""
         title = clean_text(raw.get("title") or "")
         text = clean_text(raw.get("body") or "", title=title)
+        content = f"{title}\n{text}"
         # Split once: the language, the duplicate digest and the story sketch read the words.
-        words = text_words(f"{title}\n{text}")
-        language = raw.get("language") or detect_language(f"{title}\n{text}", words)
+        words = text_words(content)
+        language = raw.get("language") or detect_language(content, words)
         matches = classify(title, text, self.taxonomy, language=language)
         found = {name: match.as_dict() for name, match in matches.items()}
-        return title, text, words, language, add_model_topics(found, self.model, title, text)
+        topics = add_model_topics(found, self.model, title, text)
+        return title, text, content, words, language, topics
 
     def prepare(self, raw: dict[str, Any]) -> dict[str, Any]:
         """The article cleaned and classified, with what ``decide`` needs (JSON-ready)."""
-        title, text, words, language, topics = self._read(raw)
-        content = f"{title}\n{text}"
+        title, text, content, words, language, topics = self._read(raw)
         sketch = self.stage.stories.sketch(content, words)
         return {
             "article_id": raw["article_id"],

@@ -98,16 +98,19 @@ def test_a_stage_rebuilt_from_its_entries_decides_the_rest_as_the_original(taxon
     assert decisions(ArticleProcessor(taxonomy), rest, 2000.0) != decisions(rebuilt, rest, 2000.0)
 
 
+ONE_RAW = {
+    "article_id": "a1",
+    "url": "https://a.example/1",
+    "title": "Huawei banned",
+    "body": "The UK banned Huawei from its 5G networks.",
+    "source": "a",
+    "published": 0.0,
+}
+
+
 def test_a_record_read_twice_is_dropped_as_redelivered_not_sent_again(taxonomy):
     processor = ArticleProcessor(taxonomy)
-    raw = {
-        "article_id": "a1",
-        "url": "https://a.example/1",
-        "title": "Huawei banned",
-        "body": "The UK banned Huawei from its 5G networks.",
-        "source": "a",
-        "published": 0.0,
-    }
+    raw = dict(ONE_RAW)
     assert processor.process(raw, 1.0).article is not None
     again = processor.process(raw, 2.0)
     assert again.article is None and again.duplicate_reason == "redelivered"
@@ -117,14 +120,7 @@ def test_a_record_read_twice_is_dropped_as_redelivered_not_sent_again(taxonomy):
 
 def test_an_update_keeps_its_story_and_records_no_duplicate(taxonomy):
     processor = ArticleProcessor(taxonomy)
-    raw = {
-        "article_id": "a1",
-        "url": "https://a.example/1",
-        "title": "Huawei banned",
-        "body": "The UK banned Huawei from its 5G networks.",
-        "source": "a",
-        "published": 0.0,
-    }
+    raw = dict(ONE_RAW)
     processor.process(raw, 1.0)
     edited = processor.process(dict(raw, body="The UK banned Huawei.", is_update=True), 2.0)
     assert edited.article["story_id"] == "a1"
