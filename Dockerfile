@@ -5,10 +5,14 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-# A C compiler for mypyc, which compiles the XML parse path (connectors/compiled.py).
+# A C compiler for mypyc, which compiles the XML parse path (connectors/compiled.py), and a
+# Rust toolchain (rustup, pinned) for the story index (streams/stories/native.py).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends gcc libc6-dev \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get install -y --no-install-recommends gcc libc6-dev curl ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
+    | sh -s -- -y --profile minimal --default-toolchain 1.95.0
+ENV PATH=/root/.cargo/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY newsalert newsalert
@@ -30,6 +34,15 @@ RUN cd /tmp \
     && /opt/newsalert/bin/python -c "from connectors import compiled; \
 missing = [m for m in compiled.MODULES if not compiled.is_compiled(m)]; \
 assert not missing, f'not compiled: {missing}'; assert not compiled.stale_modules()"
+# The story index, built from the sources in /src (the crate is not part of the package) and
+# put beside the installed streams/stories; the last line fails the build unless it imports.
+RUN cd /src \
+    && CARGO_TARGET_DIR=/tmp/cargo-target /opt/newsalert/bin/python -m streams.stories.native \
+    && SITE=$(/opt/newsalert/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") \
+    && cp streams/stories/_storyindex.abi3.so "$SITE/streams/stories/" \
+    && rm -rf /tmp/cargo-target \
+    && cd /tmp && /opt/newsalert/bin/python -c "from streams.stories import native; \
+assert native.available(), 'story index not built'"
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/newsalert --create-home \

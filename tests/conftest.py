@@ -18,6 +18,7 @@ from connectors import compiled
 from newsalert.broker import BrokerError, EmbeddedBroker
 from newsalert.localkafka import LocalKafka
 from newsalert.localservers import PostgresCluster
+from streams.stories import native
 
 BROKER_KINDS = ("embedded", "kafka")
 # What the tests on Apache Kafka set beyond the broker and app id: nothing, the defaults are
@@ -31,6 +32,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit(
             f"{', '.join(stale)}: the compiled module is older than its source;"
             " rebuild with `make test` or `.venv/bin/python -m connectors.compiled`",
+            returncode=2,
+        )
+    if native.stale():
+        pytest.exit(
+            "streams/stories/_storyindex: the built story index is older than its crate;"
+            " rebuild with `make test` or `.venv/bin/python -m streams.stories.native`",
             returncode=2,
         )
 

@@ -41,6 +41,8 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from itertools import chain
 
+from streams.stories import native as story_native
+
 # Exact duplicates -------------------------------------------------------------------------------
 
 
@@ -226,6 +228,7 @@ class StoryClusterer:
         max_fingerprints: int = 64,
         min_shared_fingerprints: int = 2,
         max_candidates_per_value: int = 100,
+        native: bool = True,
     ) -> None:
         if min(horizon_seconds, max_entries, sketch_size, fingerprint_sampling) <= 0:
             raise ValueError("horizon, max_entries, sketch_size and sampling must be positive")
@@ -246,6 +249,23 @@ class StoryClusterer:
         self._by_article: dict[str, int] = {}
         self._index: dict[int, list[int]] = {}
         self._next_seq = 0
+        # The same state and rules in Rust (streams/stories/native.py), when built: it then
+        # holds the state and the Python structures above stay empty.
+        self._native = None
+        if native and story_native.available():
+            self._native = story_native.StoryIndex(
+                horizon_seconds,
+                max_entries,
+                sketch_size,
+                min_similarity,
+                min_shared_words,
+                min_shared_fingerprints,
+                max_candidates_per_value,
+            )
+
+    @property
+    def is_native(self) -> bool:
+        return self._native is not None
 
     def sketch(self, text: str, words: list[str] | None = None) -> StorySketch:
         """The sketch of ``text`` with this clusterer's parameters (pure: no state).
@@ -263,6 +283,10 @@ class StoryClusterer:
 
     def assign_sketch(self, article_id: str, sketch: StorySketch, now: float) -> str:
         """``assign`` for a text already sketched (``sketch``)."""
+        if self._native is not None:
+            return self._native.assign(
+                article_id, sketch.words, sketch.word_count, sketch.fingerprints, now
+            )
         self._expire(now)
         seq = self._by_article.get(article_id)
         if seq is not None:
@@ -273,12 +297,19 @@ class StoryClusterer:
         return story_id
 
     def known(self, article_id: str) -> bool:
+        if self._native is not None:
+            return self._native.known(article_id)
         return article_id in self._by_article
 
     def restore(self, article_id: str, story_id: str, sketch: StorySketch, seen_at: float) -> None:
         """Record ``article_id`` in ``story_id`` as ``assign_sketch`` does after deciding (also to
         rebuild the state from its changelog: the same entries in the same order give the same
         index, caps and expiry included)."""
+        if self._native is not None:
+            self._native.restore(
+                article_id, story_id, sketch.words, sketch.word_count, sketch.fingerprints, seen_at
+            )
+            return
         words, fingerprints = tuple(sketch.words), tuple(sketch.fingerprints)
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         self._entries[seq] = _Entry(
@@ -298,7 +329,15 @@ class StoryClusterer:
         self._expire(seen_at)
 
     def __len__(self) -> int:
+        if self._native is not None:
+            return len(self._native)
         return len(self._entries)
+
+    def postings_total(self) -> int:
+        """How many article references the index holds (bounded by ``max_entries``)."""
+        if self._native is not None:
+            return self._native.postings_total()
+        return sum(len(posting) for posting in self._index.values())
 
     def _best_story(
         self, words: tuple[int, ...], word_count: int, fingerprints: tuple[int, ...]
@@ -379,6 +418,9 @@ class StoryClusterer:
 
     def expire(self, now: float) -> None:
         """Forget entries older than the horizon at ``now`` (and over the count cap)."""
+        if self._native is not None:
+            self._native.expire(now)
+            return
         self._expire(now)
 
     def _expire(self, now: float) -> None:

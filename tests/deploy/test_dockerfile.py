@@ -85,3 +85,10 @@ def test_copied_sources_exist_and_are_not_ignored():
         for source in sources:
             assert (REPO / source).exists(), source
             assert not any(fnmatch.fnmatch(source, pattern) for pattern in ignored), source
+
+
+def test_build_stage_builds_the_rust_story_index_and_checks_it_imports():
+    build, _ = stages()
+    steps = " ".join(a for i, a in build if i == "RUN")
+    assert "-m streams.stories.native" in steps and "native.available()" in steps
+    assert "--default-toolchain" in steps  # a pinned Rust, not whatever is newest

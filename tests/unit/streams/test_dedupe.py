@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
 from streams.clean.text import clean_text
+from streams.stories import native
 from streams.stories.dedupe import ExactDeduper, StoryClusterer, normalized_text_digest
 
 DATA = Path("/work/shared/data")
@@ -16,6 +18,24 @@ DEVSET = Path(__file__).parents[2] / "data" / "devset.jsonl"
 SEEDS = sorted((DATA / "seeds").glob("*.txt"))
 needs_data = pytest.mark.skipif(not DATA.exists(), reason="shared data not mounted")
 DAY = 86400.0
+
+
+@pytest.fixture(params=["native", "python"])
+def new_clusterer(request):
+    """Both implementations of the story index (streams/stories/native.py): the Rust one, which
+    ``make`` builds when cargo is installed, and the Python one."""
+    if request.param == "native":
+        if not native.available():
+            if shutil.which("cargo"):
+                pytest.fail("cargo is installed but the story index is not built: run make")
+            pytest.skip("cargo not installed: the Rust story index is not built")
+
+    def new(**settings):
+        clusterer = StoryClusterer(native=request.param == "native", **settings)
+        assert clusterer.is_native == (request.param == "native")
+        return clusterer
+
+    return new
 
 
 def test_digest_ignores_case_punctuation_spacing_and_unicode_form():
@@ -52,16 +72,16 @@ def test_exact_deduper_memory_is_bounded_by_count():
 
 
 @needs_data
-def test_the_two_seed_articles_are_one_story():
-    clusterer = StoryClusterer()
+def test_the_two_seed_articles_are_one_story(new_clusterer):
+    clusterer = new_clusterer()
     first, second = (clean_text(path.read_text()) for path in SEEDS)
     assert clusterer.assign("seed-0", first, now=0) == "seed-0"
     assert clusterer.assign("seed-3", second, now=3600) == "seed-0"
 
 
 @needs_data
-def test_other_huawei_ban_articles_do_not_join_the_seed_story():
-    clusterer = StoryClusterer()
+def test_other_huawei_ban_articles_do_not_join_the_seed_story(new_clusterer):
+    clusterer = new_clusterer()
     clusterer.assign("seed-0", clean_text(SEEDS[0].read_text()), now=0)
     rows = [json.loads(line) for line in (DATA / "articles/uk-huawei.jsonl").open()]
     joined = [
@@ -75,38 +95,38 @@ def test_other_huawei_ban_articles_do_not_join_the_seed_story():
     assert joined == []
 
 
-def test_unrelated_articles_get_their_own_story():
-    clusterer = StoryClusterer()
+def test_unrelated_articles_get_their_own_story(new_clusterer):
+    clusterer = new_clusterer()
     assert clusterer.assign("a", "Huawei banned from UK 5G networks by 2027", 0) == "a"
     assert clusterer.assign("b", "Manchester United beat Liverpool in the cup final", 1) == "b"
     assert clusterer.assign("c", "UK bans Huawei from 5G networks by 2027", 2) == "a"
 
 
-def test_same_article_assigned_again_keeps_its_story():
-    clusterer = StoryClusterer()
+def test_same_article_assigned_again_keeps_its_story(new_clusterer):
+    clusterer = new_clusterer()
     clusterer.assign("a", "Huawei banned from UK 5G networks by 2027", 0)
     assert clusterer.assign("a", "completely different text now", 1) == "a"
 
 
-def test_stories_expire_after_horizon():
-    clusterer = StoryClusterer(horizon_seconds=3600)
+def test_stories_expire_after_horizon(new_clusterer):
+    clusterer = new_clusterer(horizon_seconds=3600)
     clusterer.assign("a", "Huawei banned from UK 5G networks by 2027", 0)
     assert clusterer.assign("b", "UK bans Huawei from 5G networks by 2027", 7200) == "b"
     assert len(clusterer) == 1
 
 
-def test_story_memory_is_bounded_by_count():
-    clusterer = StoryClusterer(max_entries=50)
+def test_story_memory_is_bounded_by_count(new_clusterer):
+    clusterer = new_clusterer(max_entries=50)
     for n in range(2000):
         clusterer.assign(f"a{n}", f"headline number {n} about topic {n * 7} and {n * 13}", n)
     assert len(clusterer) == 50
-    assert sum(len(p) for p in clusterer._index.values()) <= 50 * (32 + 64)
+    assert clusterer.postings_total() <= 50 * (32 + 64)
 
 
 @needs_data
-def test_uci_news_headline_clustering_pairwise_precision():
+def test_uci_news_headline_clustering_pairwise_precision(new_clusterer):
     rows = [json.loads(line) for line in (DATA / "articles/uci-news.jsonl").open()][:3000]
-    clusterer = StoryClusterer()
+    clusterer = new_clusterer()
     stories = defaultdict(list)
     for n, row in enumerate(rows):
         stories[clusterer.assign(row["id"], row["title"], now=n)].append(row["cluster"])
@@ -146,7 +166,7 @@ class _EveryCandidateScored(StoryClusterer):
         return best_story
 
 
-def test_pruned_candidate_search_assigns_what_scoring_every_candidate_assigns():
+def test_pruned_candidate_search_assigns_what_scoring_every_candidate_assigns(new_clusterer):
     """Dev-set texts and copies sharing boilerplate passages, with a small list cap so that
     values saturate and entries expire: the pruning must never skip a candidate that could
     have been the best."""
@@ -162,7 +182,7 @@ def test_pruned_candidate_search_assigns_what_scoring_every_candidate_assigns():
         if n % 3 == 0:
             texts.append((f"copy-{row['id']}", f"Editor's note: updated. {text} {footer}"))
     settings = {"max_candidates_per_value": 4, "max_entries": 300, "horizon_seconds": 500}
-    pruned, reference = StoryClusterer(**settings), _EveryCandidateScored(**settings)
+    pruned, reference = new_clusterer(**settings), _EveryCandidateScored(native=False, **settings)
     got = [pruned.assign(a, t, n) for n, (a, t) in enumerate(texts)]
     expected = [reference.assign(a, t, n) for n, (a, t) in enumerate(texts)]
     assert got == expected
