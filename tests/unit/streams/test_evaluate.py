@@ -29,9 +29,9 @@ SOURCE_FIELDS = {"id", "title", "text", "url", "source", "published", "dataset",
 # The default taxonomy's F1 by the rules alone on the report part of tests/data/devset.jsonl
 # (rows no rule was written against, DEVSET.md) must not fall below these: just under the
 # measured figures.
-REPORT_F1_FLOOR = {"5g-security": 0.84, "sanctions": 0.90, "vendor-bans": 0.76}
+REPORT_F1_FLOOR = {"5g-security": 0.84, "sanctions": 0.92, "vendor-bans": 0.76}
 # The same with the shipped topic model beside the rules (`model: default`).
-REPORT_F1_FLOOR_WITH_MODEL = {"5g-security": 0.86, "sanctions": 0.91, "vendor-bans": 0.77}
+REPORT_F1_FLOOR_WITH_MODEL = {"5g-security": 0.87, "sanctions": 0.91, "vendor-bans": 0.78}
 
 
 @pytest.fixture(scope="module")
