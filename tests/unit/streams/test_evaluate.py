@@ -29,9 +29,9 @@ SOURCE_FIELDS = {"id", "title", "text", "url", "source", "published", "dataset",
 # The default taxonomy's F1 by the rules alone on the report part of tests/data/devset.jsonl
 # (rows no rule was written against, DEVSET.md) must not fall below these: just under the
 # measured figures.
-REPORT_F1_FLOOR = {"5g-security": 0.84, "sanctions": 0.90, "vendor-bans": 0.76}
+REPORT_F1_FLOOR = {"5g-security": 0.84, "sanctions": 0.92, "vendor-bans": 0.76}
 # The same with the shipped topic model beside the rules (`model: default`).
-REPORT_F1_FLOOR_WITH_MODEL = {"5g-security": 0.86, "sanctions": 0.91, "vendor-bans": 0.77}
+REPORT_F1_FLOOR_WITH_MODEL = {"5g-security": 0.87, "sanctions": 0.91, "vendor-bans": 0.78}
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +200,8 @@ def test_devset_has_enough_real_labelled_articles(devset):
 def test_devset_is_split_once_into_tuning_and_a_report_part_of_new_rows_only(devset):
     parts = [article.split for article in devset]
     assert set(parts) == {"tuning", "report"}
-    assert (parts.count("tuning"), parts.count("report")) == (759, 286)  # DEVSET.md
+    # DEVSET.md: 759 tuning rows after issue 17's split, plus 453 added in round three.
+    assert (parts.count("tuning"), parts.count("report")) == (1212, 286)
     # The 569 rows tuned on before the split come first and are all in the tuning part.
     assert set(parts[:569]) == {"tuning"}
     for topic in CORE:
@@ -276,6 +277,24 @@ def test_rules_with_the_shipped_model_reach_their_floor_on_the_report_part(repor
             "Huawei fights to keep subsidies flowing to rural carriers",
             {"5g-security", "vendor-bans"},
         ),
+        # Round three, one per phrasing family added from the enlarged tuning part's errors.
+        ("Senators urge White House to stay tough on China's ZTE", {"sanctions"}),
+        ("Chip shipments to Iran fall after new export curbs", {"sanctions"}),
+        ("Commerce Department restricts exports to Chinese memory maker", {"sanctions"}),
+        ("India bans exports of onions to keep prices down", set()),
+        ("Shares rise on Huawei licence extension", {"sanctions"}),
+        ("Huawei CFO arrested at U.S. request, Chinese embassy protests", {"sanctions"}),
+        ("Italy to allow limited Huawei gear in 5G networks", {"5g-security", "vendor-bans"}),
+        (
+            "Minister says Ottawa's 5G decision will come after the election",
+            {"5g-security", "vendor-bans"},
+        ),
+        ("Regulator rejects Huawei's 5G equipment bid", {"5g-security", "vendor-bans"}),
+        ("Telefonica reviews its Huawei ties", {"5g-security"}),
+        ("Hackers spied on telecom operators in Asia", {"5g-security"}),
+        ("Berlin officials raise alarm over Chinese 5G suppliers", {"5g-security"}),
+        ("Agency opens national security review of WeChat", {"vendor-bans"}),
+        ("Huawei denies spying after U.S. warning", {"5g-security"}),
     ],
 )
 def test_tuned_rules_on_new_headlines(default, title, expected):
