@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Coroutine
 from types import SimpleNamespace
 from typing import Any
 
@@ -40,6 +41,42 @@ log = logging.getLogger(__name__)
 STAGE = "assign-stories"
 
 HitsOf = Callable[[dict[str, Any]], list[tuple[str, bytes]]]
+
+
+class InOrder:
+    """Coroutines run in the background one after another, in the order added; ``add`` waits
+    while more than ``depth`` are unfinished, so the work ahead of them stays bounded."""
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self._tasks: deque[asyncio.Task[None]] = deque()
+
+    async def add(self, work: Coroutine[Any, Any, None]) -> None:
+        previous = self._tasks[-1] if self._tasks else None
+        self._tasks.append(asyncio.ensure_future(self._after(previous, work)))
+        while self._tasks and (self._tasks[0].done() or len(self._tasks) > self.depth):
+            await self._settle(self._tasks.popleft())
+
+    async def wait(self) -> None:
+        """Until everything added so far has finished."""
+        while self._tasks:
+            await self._settle(self._tasks.popleft())
+
+    async def _after(self, previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, None]):
+        if previous is not None:
+            await asyncio.wait([previous])  # its outcome is its own (``_settle``)
+        await work
+
+    @staticmethod
+    async def _settle(task: asyncio.Task[None]) -> None:
+        # Shielded: a caller cancelled (the agent stopping) leaves the work to finish.
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise
+        except Exception:
+            log.exception("story stage: finishing a batch failed")
 
 
 async def read_state(bootstrap_servers: str, topic: str, stage: StoryStage) -> int:
@@ -105,13 +142,15 @@ def register(
     (state_name,) = state_topic.topics
     ours = TopicPartition(prepared_name, 0)
     held = {"stage": False}  # whether processor.stage is the stage's current state
-    unwritten: list[Entry] = []
+    unwritten: list[Entry] = []  # of delivered articles, not yet on the state topic
+    finishing = InOrder(depth=2)
 
     @app.on_partitions_revoked.connect
     async def forget(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         # Another worker may decide from now on: our copy of the state would go stale. Faust
         # calls this after the batch in progress is done, so no decision is half made.
         if ours in revoked:
+            await finishing.wait()  # the batches decided here, delivered and acknowledged
             await write_state()  # entries a failed write left behind: a last try
             held["stage"] = False
             processor.stage = processor.new_stage()
@@ -140,9 +179,8 @@ def register(
         )
 
     async def write_state() -> None:
-        """The batch's entries to the state topic, delivered before its offsets are committed
-        (Faust acks a batch's events after this returns). A failed write is retried with the
-        next batch; the entries stay in this worker's memory meanwhile."""
+        """The entries of delivered batches to the state topic (``finish``): a failed write is
+        retried with the next batch; the entries stay in this worker's memory meanwhile."""
         if not unwritten:
             return
         entries = list(unwritten)
@@ -157,13 +195,35 @@ def register(
         if state_file is not None:
             state_file.append(message, time.time())
 
+    async def finish(
+        stream: faust.StreamT[bytes], events: list[Any], sent: list[Any], entries: list[Entry]
+    ) -> None:
+        """After one batch's decisions: its articles and hits delivered, then its state entries
+        written, then its events acknowledged (so its offsets may be committed). Runs while
+        the agent decides the next batch; the batches finish in order (``InOrder``)."""
+        # Articles first: an entry on the state topic means its article was sent, so the
+        # worker after us may drop a record it finds there as redelivered.
+        for result in await asyncio.gather(*sent, return_exceptions=True):
+            if isinstance(result, BaseException):
+                metrics.ARTICLES_FAILED.inc()
+                log.error("classified article not delivered: %r", result)
+        unwritten.extend(entries)
+        await write_state()
+        for event in events:
+            await stream.ack(event)
+        metrics.STORY_STAGE_TRACKED.set(len(processor.stage))
+
     @app.agent(prepared_topic, name=STAGE)
     async def assign_stories(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(batch_size, within=batch_seconds):
+        # Events are acknowledged by ``finish``, after their batch's deliveries, and not when
+        # the next batch is taken: deciding a batch overlaps the delivery of the one before.
+        async for events in stream.noack_take(batch_size, within=batch_seconds):
             if not held["stage"]:
+                await finishing.wait()  # the last holder's batches, if this worker had one
                 await recover()
             now = time.time()
-            sent = []
+            sent: list[Any] = []
+            entries: list[Entry] = []
             for event in events:
                 try:
                     articles = decode_prepared(event.value)
@@ -175,20 +235,13 @@ def register(
                     try:
                         sent.extend(
                             await _decide(
-                                processor, prepared, now, articles_out, hits_out, hits_of, unwritten
+                                processor, prepared, now, articles_out, hits_out, hits_of, entries
                             )
                         )
                     except Exception as exc:  # a bug: this article alone goes to the dead letters
                         metrics.ARTICLES_FAILED.inc()
                         await dead_letters.send(STAGE, one_article(event.message, prepared), exc)
-            # Articles first: an entry on the state topic means its article was sent, so the
-            # worker after us may drop a record it finds there as redelivered.
-            for result in await asyncio.gather(*sent, return_exceptions=True):
-                if isinstance(result, BaseException):
-                    metrics.ARTICLES_FAILED.inc()
-                    log.error("classified article not delivered: %r", result)
-            await write_state()
-            metrics.STORY_STAGE_TRACKED.set(len(processor.stage))
+            await finishing.add(finish(stream, list(events), sent, entries))
 
     return assign_stories
 

@@ -249,10 +249,11 @@ class StoryClusterer:
         self._by_article: dict[str, int] = {}
         self._index: dict[int, list[int]] = {}
         self._next_seq = 0
-        # The same state and rules in Rust (streams/stories/native.py), when built: it then
-        # holds the state and the Python structures above stay empty.
-        self._native = None
+        # The same sketch, state and rules in Rust (streams/stories/native.py), when built: it
+        # then holds the state and the Python structures above stay empty.
+        self._native = self._sketcher = None
         if native and story_native.available():
+            self._sketcher = story_native.Sketcher()
             self._native = story_native.StoryIndex(
                 horizon_seconds,
                 max_entries,
@@ -271,6 +272,12 @@ class StoryClusterer:
         """The sketch of ``text`` with this clusterer's parameters (pure: no state).
         ``words``: ``text_words(text)``, when the caller has them already."""
         all_words = text_words(text) if words is None else words
+        if self._sketcher is not None:
+            return StorySketch(
+                *self._sketcher.sketch(
+                    all_words, self.sketch_size, self.fingerprint_sampling, self.max_fingerprints
+                )
+            )
         sketch_words, word_count = _word_sketch(all_words, self.sketch_size)
         fingerprints = _passage_fingerprints(
             all_words, self.fingerprint_sampling, self.max_fingerprints

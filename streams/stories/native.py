@@ -23,8 +23,9 @@ CRATE = HERE / "storyindex"
 MODULE = HERE / "_storyindex.abi3.so"
 
 try:
-    from streams.stories._storyindex import StoryIndex
+    from streams.stories._storyindex import Sketcher, StoryIndex
 except ImportError:  # not built: the Python implementation runs
+    Sketcher: Any = None
     StoryIndex: Any = None
 
 

@@ -1,5 +1,5 @@
-"""The Rust story index (streams/stories/native.py) decides as the Python one does: the same
-story for every article over real articles, short and long, with the default caps and with
+"""The Rust story index (streams/stories/native.py) sketches and decides as the Python one
+does: the same sketch and the same story for every article over real articles, short and long, with the default caps and with
 caps small enough that values saturate and entries expire, and after a state restore."""
 
 from __future__ import annotations
@@ -61,15 +61,29 @@ def test_both_implementations_give_every_article_the_same_story(settings):
     got, expected = [], []
     for n, (article_id, text) in enumerate(texts):
         sketch = python.sketch(text)
+        assert rust.sketch(text) == sketch, article_id
         now = n * 0.5
         expected.append(python.assign_sketch(article_id, sketch, now))
-        got.append(rust.assign_sketch(article_id, sketch, now))
+        got.append(rust.assign_sketch(article_id, rust.sketch(text), now))
         if n % 997 == 0:  # an article assigned again keeps its story
             assert rust.assign_sketch(article_id, sketch, now) == got[-1]
     assert got == expected
     assert sum(g != a for g, (a, _) in zip(got, texts, strict=True)) > 200  # stories were joined
     assert len(rust) == len(python)
     assert rust.postings_total() == python.postings_total()
+
+
+def test_sketches_agree_on_unicode_short_words_and_texts_shorter_than_a_shingle():
+    rust, python = StoryClusterer(), StoryClusterer(native=False)
+    for text in (
+        "",
+        "a b",
+        "Ünïcödé façades ßs s ss news 5g",
+        "İstanbul ΣΊΣΥΦΟΣ ǅemal naïves cafés x y z w v u",
+        "the of and huawei huawei huaweis",
+        "one two three four five six seven eight nine ten eleven twelve " * 20,
+    ):
+        assert rust.sketch(text) == python.sketch(text), text
 
 
 def test_a_restored_index_decides_as_the_python_one_restored_the_same_way():

@@ -2,11 +2,55 @@
 //! inverted index of sketch values, expiry, and the decision of which story an article joins.
 //! The same rules as the Python class, step for step, with the same results (the tests run
 //! both over the same articles); the Python docstrings say why the rules are what they are.
+//! Also the sketch of an article's words (`sketch`), as `StoryClusterer.sketch` computes it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString, PyTuple};
+
+/// A fast hasher for the integer keys (sketch values and sequence numbers): one keyed
+/// multiply-xor-shift round (SplitMix64's finaliser), keyed per index so that values chosen
+/// to collide cannot be known in advance. SipHash, the default, costs several times more.
+#[derive(Clone)]
+struct MixState(u64);
+
+impl Default for MixState {
+    fn default() -> Self {
+        MixState(RandomState::new().hash_one(0x5eed_u64) | 1)
+    }
+}
+
+impl BuildHasher for MixState {
+    type Hasher = MixHasher;
+    fn build_hasher(&self) -> MixHasher {
+        MixHasher(self.0)
+    }
+}
+
+struct MixHasher(u64);
+
+impl Hasher for MixHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        let mut z = (value ^ self.0).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        self.0 = z ^ (z >> 31);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IntMap<V> = HashMap<u64, V, MixState>;
 
 struct Entry {
     article_id: String,
@@ -39,7 +83,7 @@ fn shared(a: &[u64], b: &[u64]) -> usize {
 #[derive(Default)]
 struct OrderedCount {
     order: Vec<u64>,
-    counts: HashMap<u64, usize>,
+    counts: IntMap<usize>,
 }
 
 impl OrderedCount {
@@ -68,7 +112,7 @@ struct StoryIndex {
     entries: VecDeque<Entry>, // entries[i] has the sequence number first_seq + i
     first_seq: u64,
     by_article: HashMap<String, u64>,
-    index: HashMap<u64, VecDeque<u64>>,
+    index: IntMap<VecDeque<u64>>,
 }
 
 impl StoryIndex {
@@ -270,7 +314,7 @@ impl StoryIndex {
             entries: VecDeque::new(),
             first_seq: 0,
             by_article: HashMap::new(),
-            index: HashMap::new(),
+            index: IntMap::default(),
         })
     }
 
@@ -330,8 +374,116 @@ impl StoryIndex {
 }
 
 
+// Sketching: `_word_sketch` and `_passage_fingerprints` of streams/stories/dedupe.py.
+
+const SHINGLE_WORDS: usize = 5;
+const STOPWORDS: &str = "a about after again against all also an and any are as at be been \
+before being but by can could did do does down during each few for from further had has have \
+having he her here him his how i if in into is it its just more most my new no nor not now of \
+off on once one only or other our out over own said same says say she should so some such than \
+that the their them then there these they this those through to too two under until up very \
+was we were what when where which while who whom why will with would year years you your";
+
+/// CRC-32 (ISO-HDLC, zlib's `crc32`), fed in pieces.
+struct Crc32 {
+    table: [u32; 256],
+}
+
+impl Crc32 {
+    fn new() -> Self {
+        let mut table = [0u32; 256];
+        for (n, slot) in table.iter_mut().enumerate() {
+            let mut c = n as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+            *slot = c;
+        }
+        Crc32 { table }
+    }
+
+    fn update(&self, crc: u32, bytes: &[u8]) -> u32 {
+        let mut c = !crc;
+        for &b in bytes {
+            c = self.table[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+        }
+        !c
+    }
+}
+
+#[pyclass(module = "streams.stories._storyindex")]
+struct Sketcher {
+    crc: Crc32,
+    stopwords: HashSet<&'static str>,
+}
+
+#[pymethods]
+impl Sketcher {
+    #[new]
+    fn new() -> Self {
+        Sketcher {
+            crc: Crc32::new(),
+            stopwords: STOPWORDS.split_whitespace().collect(),
+        }
+    }
+
+    /// `(word sketch, content-word count, passage fingerprints)` of `words` (`text_words`):
+    /// the bottom `size` CRC-32s of the content words, shifted left (even values), and the
+    /// 5-word shingles' CRC-32s that are 0 modulo `sampling`, the `limit` smallest, shifted
+    /// left plus one (odd values), each ascending.
+    fn sketch<'py>(
+        &self,
+        py: Python<'py>,
+        words: &Bound<'py, PyList>,
+        size: usize,
+        sampling: u32,
+        limit: usize,
+    ) -> PyResult<(Bound<'py, PyTuple>, usize, Bound<'py, PyTuple>)> {
+        if sampling == 0 {
+            return Err(PyValueError::new_err("sampling must be positive"));
+        }
+        let items: Vec<Bound<'py, PyString>> = words
+            .iter()
+            .map(|item| item.downcast_into::<PyString>().map_err(PyErr::from))
+            .collect::<PyResult<_>>()?;
+        let texts: Vec<&str> = items.iter().map(|w| w.to_str()).collect::<PyResult<_>>()?;
+        let mut content: HashSet<&str> = HashSet::new();
+        for &word in &texts {
+            let chars = word.chars().count();
+            if chars > 1 && !self.stopwords.contains(word) {
+                let stem = if chars > 3 && word.ends_with('s') { &word[..word.len() - 1] } else { word };
+                content.insert(stem);
+            }
+        }
+        let mut values: Vec<u64> = content
+            .iter()
+            .map(|w| u64::from(self.crc.update(0, w.as_bytes())) << 1)
+            .collect();
+        values.sort_unstable();
+        values.truncate(size);
+        let mut found: HashSet<u32> = HashSet::new();
+        if texts.len() >= SHINGLE_WORDS {
+            for shingle in texts.windows(SHINGLE_WORDS) {
+                let mut crc = self.crc.update(0, shingle[0].as_bytes());
+                for word in &shingle[1..] {
+                    crc = self.crc.update(crc, b" ");
+                    crc = self.crc.update(crc, word.as_bytes());
+                }
+                if crc % sampling == 0 {
+                    found.insert(crc);
+                }
+            }
+        }
+        let mut fingerprints: Vec<u64> = found.into_iter().map(|v| u64::from(v) << 1 | 1).collect();
+        fingerprints.sort_unstable();
+        fingerprints.truncate(limit);
+        Ok((PyTuple::new(py, values)?, content.len(), PyTuple::new(py, fingerprints)?))
+    }
+}
+
 #[pymodule]
 fn _storyindex(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StoryIndex>()?;
+    m.add_class::<Sketcher>()?;
     Ok(())
 }
