@@ -78,25 +78,32 @@ fn shared(a: &[u64], b: &[u64]) -> usize {
     n
 }
 
-/// Counts in the order keys were first seen, as Python's `Counter` iterates them: the first
-/// best candidate wins a tie, so the order decides stories.
+/// Counts per entry, in a reused array indexed by the entry's position (its sequence number
+/// less the oldest's), with the entries in the order first counted: Python's `Counter`
+/// iterates them in that order, and the first best candidate wins a tie, so the order decides
+/// stories. `clear` zeroes only what was counted.
 #[derive(Default)]
-struct OrderedCount {
-    order: Vec<u64>,
-    counts: IntMap<usize>,
+struct Tally {
+    counts: Vec<usize>,
+    order: Vec<usize>,
 }
 
-impl OrderedCount {
-    fn add(&mut self, key: u64, n: usize) {
-        let count = self.counts.entry(key).or_insert(0);
-        if *count == 0 {
-            self.order.push(key);
+impl Tally {
+    fn reset(&mut self, entries: usize) {
+        if self.counts.len() < entries {
+            self.counts.resize(entries, 0);
         }
-        *count += n;
+        for &at in &self.order {
+            self.counts[at] = 0;
+        }
+        self.order.clear();
     }
 
-    fn get(&self, key: u64) -> usize {
-        self.counts.get(&key).copied().unwrap_or(0)
+    fn add(&mut self, at: usize, n: usize) {
+        if self.counts[at] == 0 {
+            self.order.push(at);
+        }
+        self.counts[at] += n;
     }
 }
 
@@ -113,6 +120,8 @@ struct StoryIndex {
     first_seq: u64,
     by_article: HashMap<String, u64>,
     index: IntMap<VecDeque<u64>>,
+    passages: Tally, // candidate -> passage fingerprints shared, for one decision
+    values: Tally,   // candidate -> sketch values shared, for one decision
 }
 
 impl StoryIndex {
@@ -125,9 +134,34 @@ impl StoryIndex {
         self.index.get(&value).filter(|p| !p.is_empty())
     }
 
-    fn best_story(&self, words: &[u64], word_count: usize, fingerprints: &[u64]) -> Option<&str> {
+    /// The position of the entry whose story the article joins, if any.
+    fn best_story(
+        &mut self,
+        words: &[u64],
+        word_count: usize,
+        fingerprints: &[u64],
+    ) -> Option<usize> {
+        let (mut passages, mut values) = (
+            std::mem::take(&mut self.passages),
+            std::mem::take(&mut self.values),
+        );
+        passages.reset(self.entries.len());
+        values.reset(self.entries.len());
+        let best = self.best_with(words, word_count, fingerprints, &mut passages, &mut values);
+        (self.passages, self.values) = (passages, values);
+        best
+    }
+
+    fn best_with(
+        &self,
+        words: &[u64],
+        word_count: usize,
+        fingerprints: &[u64],
+        passages: &mut Tally,
+        values: &mut Tally,
+    ) -> Option<usize> {
         let limit = self.max_candidates_per_value;
-        let mut shared_passages = OrderedCount::default();
+        let position = |seq: u64| (seq - self.first_seq) as usize;
         let mut uncounted_passages = 0usize;
         for &value in fingerprints {
             if let Some(posting) = self.postings(value) {
@@ -135,47 +169,48 @@ impl StoryIndex {
                     uncounted_passages += 1;
                 } else {
                     for &seq in posting {
-                        shared_passages.add(seq, 1);
+                        passages.add(position(seq), 1);
                     }
                 }
             }
         }
         let needed = self.min_shared_fingerprints as i64 - uncounted_passages as i64;
-        let candidates: Vec<u64> = if word_count > self.sketch_size && needed > 0 {
+        let candidates: Vec<usize> = if word_count > self.sketch_size && needed > 0 {
             let needed = needed as usize;
-            shared_passages
+            passages
                 .order
                 .iter()
                 .copied()
-                .filter(|&seq| shared_passages.get(seq) >= needed)
+                .filter(|&at| passages.counts[at] >= needed)
                 .collect()
         } else {
-            let mut shared_values = OrderedCount::default();
             for &value in words {
                 if let Some(posting) = self.postings(value) {
                     if posting.len() < limit {
                         for &seq in posting {
-                            shared_values.add(seq, 1);
+                            values.add(position(seq), 1);
                         }
                     }
                 }
             }
-            for &seq in &shared_passages.order {
-                shared_values.add(seq, shared_passages.get(seq));
+            for &at in &passages.order {
+                values.add(at, passages.counts[at]);
             }
             let least = self.min_shared_words.min(self.min_shared_fingerprints);
-            shared_values
+            values
                 .order
                 .iter()
                 .copied()
-                .filter(|&seq| shared_values.get(seq) >= least)
+                .filter(|&at| values.counts[at] >= least)
                 .collect()
         };
-        let mut best: Option<&str> = None;
+        let mut best = None;
         let mut best_score = 0.0f64;
-        for seq in candidates {
-            let Some(entry) = self.entry(seq) else { continue };
-            let most_passages = shared_passages.get(seq) + uncounted_passages;
+        for at in candidates {
+            let Some(entry) = self.entries.get(at) else {
+                continue;
+            };
+            let most_passages = passages.counts[at] + uncounted_passages;
             let passages_possible = most_passages >= self.min_shared_fingerprints;
             if !passages_possible && word_count.max(entry.word_count) > self.sketch_size {
                 continue;
@@ -187,7 +222,7 @@ impl StoryIndex {
                 entry,
             );
             if score > best_score {
-                best = Some(entry.story_id.as_str());
+                best = Some(at);
                 best_score = score;
             }
         }
@@ -315,6 +350,8 @@ impl StoryIndex {
             first_seq: 0,
             by_article: HashMap::new(),
             index: IntMap::default(),
+            passages: Tally::default(),
+            values: Tally::default(),
         })
     }
 
@@ -333,12 +370,20 @@ impl StoryIndex {
                 return entry.story_id.clone();
             }
         }
-        let (sorted_words, sorted_fingerprints) = (sorted(words.clone()), sorted(fingerprints.clone()));
-        let story_id = self
-            .best_story(&sorted_words, word_count, &sorted_fingerprints)
-            .unwrap_or(article_id)
-            .to_owned();
-        self.record(article_id, story_id.clone(), words, word_count, fingerprints, now);
+        let (sorted_words, sorted_fingerprints) =
+            (sorted(words.clone()), sorted(fingerprints.clone()));
+        let story_id = match self.best_story(&sorted_words, word_count, &sorted_fingerprints) {
+            Some(at) => self.entries[at].story_id.clone(),
+            None => article_id.to_owned(),
+        };
+        self.record(
+            article_id,
+            story_id.clone(),
+            words,
+            word_count,
+            fingerprints,
+            now,
+        );
         story_id
     }
 
@@ -352,7 +397,14 @@ impl StoryIndex {
         fingerprints: Vec<u64>,
         seen_at: f64,
     ) {
-        self.record(article_id, story_id, words, word_count, fingerprints, seen_at);
+        self.record(
+            article_id,
+            story_id,
+            words,
+            word_count,
+            fingerprints,
+            seen_at,
+        );
     }
 
     fn known(&self, article_id: &str) -> bool {
@@ -372,7 +424,6 @@ impl StoryIndex {
         self.entries.len()
     }
 }
-
 
 // Sketching: `_word_sketch` and `_passage_fingerprints` of streams/stories/dedupe.py.
 
@@ -395,7 +446,11 @@ impl Crc32 {
         for (n, slot) in table.iter_mut().enumerate() {
             let mut c = n as u32;
             for _ in 0..8 {
-                c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
             }
             *slot = c;
         }
@@ -451,7 +506,11 @@ impl Sketcher {
         for &word in &texts {
             let chars = word.chars().count();
             if chars > 1 && !self.stopwords.contains(word) {
-                let stem = if chars > 3 && word.ends_with('s') { &word[..word.len() - 1] } else { word };
+                let stem = if chars > 3 && word.ends_with('s') {
+                    &word[..word.len() - 1]
+                } else {
+                    word
+                };
                 content.insert(stem);
             }
         }
@@ -469,7 +528,7 @@ impl Sketcher {
                     crc = self.crc.update(crc, b" ");
                     crc = self.crc.update(crc, word.as_bytes());
                 }
-                if crc % sampling == 0 {
+                if crc.is_multiple_of(sampling) {
                     found.insert(crc);
                 }
             }
@@ -477,7 +536,11 @@ impl Sketcher {
         let mut fingerprints: Vec<u64> = found.into_iter().map(|v| u64::from(v) << 1 | 1).collect();
         fingerprints.sort_unstable();
         fingerprints.truncate(limit);
-        Ok((PyTuple::new(py, values)?, content.len(), PyTuple::new(py, fingerprints)?))
+        Ok((
+            PyTuple::new(py, values)?,
+            content.len(),
+            PyTuple::new(py, fingerprints)?,
+        ))
     }
 }
 
