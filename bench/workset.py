@@ -190,14 +190,37 @@ def peak_rss_bytes(pid: int) -> int | None:
 
 
 class Observed:
-    """What a reader of an output topic saw: records counted, first and last arrival."""
+    """What a reader of an output topic saw: records counted, first and last arrival. The
+    window starts at the first record (or the first after ``observe``'s ``window_opens``):
+    ``before_window`` records came before it."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.before_window = 0
         self.first_at: float | None = None
         self.last_at: float | None = None
         self.cpu_at_first: dict[int, float] = {}
         self.cpu_at_last: dict[int, float] = {}
+
+
+async def group_settled(bootstrap: str, group: str, members: int, opened: asyncio.Event) -> None:
+    """Set ``opened`` once consumer group ``group`` is stable with ``members`` members: after
+    the rebalances of workers joining one after the other. (Members' assignments are not
+    checked: the embedded broker describes them as empty.)"""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        while True:
+            (described,) = await admin.describe_consumer_groups([group])
+            (_error, _group, state, _protocol_type, _protocol, found) = described.groups[0][:6]
+            if state == "Stable" and len(found) == members:
+                opened.set()
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
 
 
 async def reader_from_start(bootstrap: str, topic: str, **options: Any) -> Any:
@@ -225,10 +248,13 @@ async def observe(
     pids: list[int],
     timeout_seconds: float,
     idle_seconds: float = 60.0,
+    window_opens: asyncio.Event | None = None,
 ) -> Observed:
     """Read ``topic`` from the beginning (no group) until ``expected`` records arrived, or
     nothing new for ``idle_seconds`` after the first, or ``timeout_seconds``. The CPU of
-    ``pids`` is sampled at the first and the last record: the processing window."""
+    ``pids`` is sampled at the first and the last record: the processing window.
+    ``window_opens``: the window starts at the first record after it is set (records before
+    are counted in ``before_window``)."""
     seen = Observed()
     consumer = await reader_from_start(bootstrap, topic, fetch_max_wait_ms=10)
     loop = asyncio.get_running_loop()
@@ -243,8 +269,13 @@ async def observe(
                 continue
             now = loop.time()
             if seen.first_at is None:
+                if window_opens is not None and not window_opens.is_set():
+                    seen.count += arrived
+                    seen.before_window = seen.count
+                    continue
                 seen.first_at = now
                 seen.cpu_at_first = {pid: cpu_seconds(pid) for pid in pids}
+                seen.before_window = seen.count  # the first batch is the window's start
             seen.count += arrived
             seen.last_at = now
             seen.cpu_at_last = {pid: cpu_seconds(pid) for pid in pids}
