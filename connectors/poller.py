@@ -134,9 +134,11 @@ class FeedPoller:
                 for feed in claimed:
                     if feed.url in in_flight:
                         continue  # its lease ran out while it was still being polled
-                    task = asyncio.create_task(self.poll_feed(feed, now), name=f"poll {feed.url}")
+                    task = asyncio.create_task(
+                        self._poll_in_flight(in_flight, feed, now), name=f"poll {feed.url}"
+                    )
                     in_flight[feed.url] = task
-                    task.add_done_callback(functools.partial(self._finished, in_flight, feed.url))
+                    task.add_done_callback(functools.partial(self._finished, feed.url))
                 delay = RUN_GRANULARITY_SECONDS
                 if next_due is not None and next_due > now:
                     delay = min(delay, next_due - now)
@@ -153,13 +155,24 @@ class FeedPoller:
             with contextlib.suppress(*unavailable_errors()):  # the leases expire anyway
                 self._state.release_leases(self.owner)
 
-    def _finished(
-        self, in_flight: dict[str, asyncio.Task[int]], url: str, _done: asyncio.Task[int]
-    ) -> None:
-        task = in_flight.pop(url, None)
-        if task is not None and not task.cancelled() and task.exception() is not None:
+    async def _poll_in_flight(
+        self, in_flight: dict[str, asyncio.Task[int]], feed: FeedRow, now: float
+    ) -> int:
+        """``poll_feed``, listed in ``in_flight`` until its outcome is recorded and not a step
+        longer. Recording ends the lease, and after a poll that outlasted the feed's interval
+        (publishes waiting for a broker that restarts) the feed is due at once: run() may claim
+        it in its next step. Were the poll still listed then (as it was when a done callback
+        took it off, a loop step later), run() would skip the feed and keep the new lease, and
+        the feed would go unpolled, its new entries unpublished, until that lease ran out."""
+        try:
+            return await self.poll_feed(feed, now)
+        finally:
+            in_flight.pop(feed.url, None)  # no await since record_fetch: the same loop step
+            self._wake.set()
+
+    def _finished(self, url: str, task: asyncio.Task[int]) -> None:
+        if not task.cancelled() and task.exception() is not None:
             log.error("feed %s: poll crashed: %r", url, task.exception())
-        self._wake.set()
 
     async def poll_feed(self, feed: FeedRow, now: float) -> int:
         """Poll one feed, publish what is new or edited, record the outcome. Never raises for

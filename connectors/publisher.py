@@ -8,7 +8,7 @@ import logging
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError, OutOfOrderSequenceNumber, UnknownProducerId
 
 from newsalert.settings import LOCAL_KAFKA
 from streams.records import RawArticle
@@ -16,6 +16,9 @@ from streams.records import RawArticle
 log = logging.getLogger(__name__)
 
 SEND_DEADLINE_MARGIN_SECONDS = 5.0
+# The broker no longer takes this idempotent producer's sequence: every later batch of it
+# would be refused the same way.
+SEQUENCE_REFUSED = (OutOfOrderSequenceNumber, UnknownProducerId)
 
 
 class Publisher(Protocol):
@@ -66,6 +69,7 @@ class KafkaPublisher:
         self.deadline_seconds = request_timeout_ms / 1000 + SEND_DEADLINE_MARGIN_SECONDS
         self._producer = AIOKafkaProducer(**self._options)
         self._renewing = asyncio.Lock()
+        self._out_of_sequence: AIOKafkaProducer | None = None
         self.renewals = 0
 
     @property
@@ -85,26 +89,34 @@ class KafkaPublisher:
     async def publish(self, article: RawArticle) -> None:
         if not self._usable(self._producer):
             await self._renew(self._producer)
+        producer = self._producer
         try:
             async with asyncio.timeout(self.deadline_seconds):
-                await self._producer.send_and_wait(
+                await producer.send_and_wait(
                     self.topic, value=article.dumps(), key=article.article_id.encode("utf-8")
                 )
         except TimeoutError as exc:
             raise KafkaTimeoutError(
                 f"the broker did not acknowledge within {self.deadline_seconds:.0f} s"
             ) from exc
+        except SEQUENCE_REFUSED:
+            # aiokafka fails a batch that waited past request_timeout_ms for its partition's
+            # leader (a broker restarting) after counting the batch's sequence numbers; the
+            # broker, which never saw them, refuses each later batch as out of sequence while
+            # the delivery loop goes on. Only a new producer id starts the sequence afresh.
+            self._out_of_sequence = producer
+            raise
 
-    @staticmethod
-    def _usable(producer: AIOKafkaProducer) -> bool:
-        """False once the producer's background sender has ended: after a fatal error (an
-        idempotent producer whose sequence the broker no longer accepts, say) every later
-        send would fail or wait forever."""
+    def _usable(self, producer: AIOKafkaProducer) -> bool:
+        """False once the broker refused the producer's sequence, or once its background
+        sender has ended (after a fatal error): every later send would fail or wait forever."""
+        if producer is self._out_of_sequence:
+            return False
         task = producer._sender.sender_task  # aiokafka's delivery loop
         return task is None or not task.done()
 
     async def _renew(self, broken: AIOKafkaProducer) -> None:
-        """Replace a producer whose sender has died with a fresh one (a new producer id)."""
+        """Replace a producer that is no longer usable with a fresh one (a new producer id)."""
         async with self._renewing:
             if self._producer is not broken:
                 return  # another publish renewed it meanwhile
@@ -115,4 +127,5 @@ class KafkaPublisher:
             producer = AIOKafkaProducer(**self._options)
             await producer.start()
             self._producer = producer
+            self._out_of_sequence = None
             self.renewals += 1

@@ -8,6 +8,7 @@ import contextlib
 import socket
 import subprocess
 import time
+from collections import Counter
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -16,6 +17,7 @@ from aiokafka.errors import KafkaError
 
 from connectors.publisher import KafkaPublisher
 from streams.records import RawArticle
+from tests.conftest import eventually
 
 STARTUP_DEADLINE_SECONDS = 20.0
 
@@ -198,3 +200,53 @@ async def test_an_idempotent_send_to_a_stopped_broker_fails_by_its_deadline(tmp_
     finally:
         await publisher.stop()
         kafka.stop()
+
+
+@pytest.mark.only_broker("kafka")  # stops its own Kafka, as above
+async def test_an_idempotent_producer_out_of_sequence_after_a_restart_is_replaced(tmp_path):
+    """Publishing goes on while the broker restarts. aiokafka fails a batch that waited past
+    request_timeout_ms for its partition's leader after counting the batch's sequence
+    numbers, so the broker refuses every later batch of that producer as out of sequence:
+    without a new producer nothing would be published again until the process restarts."""
+    from newsalert.localkafka import LocalKafka
+
+    kafka = LocalKafka(tmp_path / "kafka")
+    await kafka.start()
+    publisher = KafkaPublisher(
+        kafka.bootstrap_servers, topic="articles.raw", request_timeout_ms=1000, idempotent=True
+    )
+    outcomes: list[str] = []
+    publishing: list[asyncio.Task[None]] = []
+    restarted = 0
+
+    async def keep_publishing(worker: int) -> None:
+        for n in range(10_000):
+            try:
+                await publisher.publish(article(worker * 10_000 + n))
+                outcomes.append("published")
+            except KafkaError as exc:
+                outcomes.append(type(exc).__name__)
+            await asyncio.sleep(0.05)
+
+    try:
+        await publisher.start()
+        await publisher.publish(article(0))
+        publishing += [asyncio.create_task(keep_publishing(worker)) for worker in range(1, 9)]
+        await asyncio.to_thread(kafka.stop)  # publishing goes on meanwhile
+        # The outage: past request_timeout_ms and the publish deadline, so that batches wait
+        # behind the one in flight and sends time out and are made again, as the poller does.
+        await asyncio.sleep(publisher.deadline_seconds + 2)
+        await kafka.start()
+        restarted = len(outcomes)
+        await eventually(
+            lambda: outcomes[restarted:][-8:] == ["published"] * 8,
+            60,
+            "publishing again after the restart",
+        )
+    finally:
+        for task in publishing:
+            task.cancel()
+        await asyncio.gather(*publishing, return_exceptions=True)
+        await publisher.stop()
+        kafka.stop()
+        print(f"after the restart: {Counter(outcomes[restarted:])}, {publisher.renewals} renewals")

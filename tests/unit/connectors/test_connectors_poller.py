@@ -1,5 +1,6 @@
 import asyncio
 
+import pytest
 from prometheus_client import REGISTRY
 
 from connectors.base import FeedEntry, FeedRequest, FetchResult
@@ -7,6 +8,7 @@ from connectors.identity import CONTENT_HASH_VERSION, article_id
 from connectors.poller import FeedPoller
 from connectors.state import FeedState
 from newsalert.settings import Settings
+from tests.conftest import eventually
 
 NOW = 1_800_000_000.0
 FEED_A = "https://a.example/feed"
@@ -255,3 +257,49 @@ async def test_a_hash_stored_by_an_older_version_is_replaced_without_publishing(
     assert await poller.poll_once(NOW + 10_000) == 0  # unchanged against the new hash
     assert await poller.poll_once(NOW + 20_000) == 1  # a real edit is still an update
     assert [(a.body, a.is_update) for a in publisher.articles] == [("<p>edited</p>", True)]
+
+
+class GatedPublisher:
+    """Holds every publish until ``open`` is set (a broker that is away), then lets them end
+    one loop step apart per feed: ``lag_steps[feed_url]`` extra steps."""
+
+    def __init__(self, lag_steps):
+        self.open = asyncio.Event()
+        self.lag_steps = lag_steps
+
+    async def publish(self, article):
+        await self.open.wait()
+        for _ in range(self.lag_steps.get(article.feed_url, 0)):
+            await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("lag_steps", range(8))
+async def test_a_feed_due_again_when_its_slow_poll_ends_is_polled_again(tmp_path, lag_steps):
+    """A poll that outlasts its feed's interval (publishes waiting for a broker that restarts)
+    records a next poll that is already due. run() must poll the feed again, whatever the
+    order in which the polls end: it once claimed such a feed while the finished poll was
+    still listed as in flight, skipped it and kept the lease, and the feed went unpolled for
+    the whole lease (two minutes), its new entries with it."""
+    feeds = [f"https://f{n}.example/feed" for n in range(2)]
+    state = FeedState(tmp_path / "newsalert.sqlite3")
+    for url in feeds:
+        state.add_feed(url, interval_seconds=1)
+    clock = [NOW]
+    source = CountingSource()
+    publisher = GatedPublisher({feeds[1]: lag_steps})
+    settings = Settings(data_dir=tmp_path)
+    poller = FeedPoller(settings, state, publisher, None, source=source, clock=lambda: clock[0])
+    run = asyncio.create_task(poller.run())
+    try:
+        await eventually(lambda: source.requests == {url: 1 for url in feeds}, 5, "first polls")
+        clock[0] += 10  # the broker stays away longer than the interval
+        publisher.open.set()
+        await eventually(
+            lambda: all(source.requests[url] >= 2 for url in feeds),
+            5,
+            f"both feeds polled again (the second one's publish ending {lag_steps} steps later)",
+        )
+    finally:
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        state.close()
