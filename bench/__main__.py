@@ -44,6 +44,11 @@ def main() -> int:
         help="e2e-latency: quiet time before the first article after idle (600; 0 skips it)",
     )
     parser.add_argument(
+        "--out",
+        default="latest",
+        help="the suite's results as bench/results/OUT.json, .txt and -rounds.json (latest)",
+    )
+    parser.add_argument(
         "--model",
         type=Path,
         help="work: also measure the work with this topic model (newsalert train), same run",
@@ -59,7 +64,7 @@ def main() -> int:
     if suite:
         kind = "kafka" if args.kafka else "embedded"
         print(f"== {', '.join(suite)}: {args.articles} articles, {args.rounds} rounds, {kind}")
-        harness.run(suite, args.articles, args.rounds, kind, args.idle_seconds)
+        harness.run(suite, args.articles, args.rounds, kind, args.idle_seconds, args.out)
     for name in [n for n in args.names if n in BENCHES]:
         module = importlib.import_module(f"bench.{name}")
         print(f"== {name}", flush=True)
