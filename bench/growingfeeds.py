@@ -3,8 +3,8 @@ process of its own (its CPU is not the connector's or the benchmark's), serving 
 
 An entry *appears* at its scheduled wall-clock time: a request from then on gets it, with no
 timer in between (open loop: the schedule holds whatever the pollers do). A document carries
-the feed's entries that appeared in the last ``window_seconds`` (a live feed shows its newest
-entries only), newest first, with an ETag naming them, so an unchanged feed gets 304. The
+the feed's entries that appeared in the last ``window_seconds``, and at least its newest
+``MIN_ENTRIES`` (a live feed shows its newest entries only), newest first, with an ETag naming them, so an unchanged feed gets 304. The
 server notes when it first served each entry in a 200 body: the poll that saw it.
 """
 
@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 from xml.sax.saxutils import escape
+
+MIN_ENTRIES = 20  # however old: a quiet feed still shows its newest entries
 
 HEAD = (
     b'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
@@ -57,6 +59,7 @@ def _serve(connection: Any, feeds: int, window_seconds: float) -> None:
         one = state[int(request.match_info["n"])]
         last = bisect.bisect_right(one.appear_at, now) - 1
         first = bisect.bisect_right(one.appear_at, now - window_seconds)
+        first = max(min(first, last + 1 - MIN_ENTRIES), 0)
         etag = f'"{first}-{last}"'
         if request.headers.get("If-None-Match") == etag:
             counts["not_modified"] += 1

@@ -260,13 +260,17 @@ async def _schedule(feeds: GrowingFeeds, batch: list[dict[str, Any]], rate: floa
     return appear
 
 
-async def _drain(topics: Topics, receiver: Any, ids: list[str], hooks: int, until: float) -> None:
+async def _drain(
+    topics: Topics, receiver: Any, ids: list[str], hooks: int, until: float, patient: bool = False
+) -> None:
     """Until every article arrived classified and ``hooks`` webhooks came, or nothing arrived
-    for QUIET_DRAIN_SECONDS after ``until`` (the last appearance), or DRAIN_SECONDS after it."""
+    for QUIET_DRAIN_SECONDS after ``until`` (the last appearance; unless ``patient``), or
+    DRAIN_SECONDS after it."""
     # Polled with a deadline: the reader fills dicts, arrivals are not signalled.
     while time.time() < until + DRAIN_SECONDS:  # noqa: ASYNC110
         done = all(i in topics.classified for i in ids) and len(receiver.received) >= hooks
         quiet = time.time() - max(topics.last_arrival, until) > QUIET_DRAIN_SECONDS
+        quiet = quiet and not patient
         if done or quiet:
             return
         await asyncio.sleep(0.1)
@@ -462,9 +466,15 @@ async def _after_idle(
     hooks_before = len(receiver.received)
     appear = await _schedule(feeds, batch, 500.0)
     ids = list(appear)
-    await _drain(topics, receiver, ids, hooks_before + 1, max(appear.values()))
+    await _drain(topics, receiver, ids, hooks_before + 1, max(appear.values()), patient=True)
     served = await asyncio.to_thread(feeds.first_served, ids)
     legs = _legs(topics, receiver, appear, served, [topic])
+    print(
+        f"  after idle: {len(served)} served, {sum(i in topics.classified for i in ids)} "
+        f"classified, hits {len(topics.hits.get(topic, []))}, spike "
+        f"{topic in topics.detected}, webhooks {len(receiver.received) - hooks_before}",
+        flush=True,
+    )
     for leg in ("alert_leg", "end_to_end", "end_to_end_with_poll_wait"):
         figures[f"{leg}_after_idle_seconds"] = legs[leg][0] if legs[leg] else float("nan")
     first = min(ids, key=lambda i: topics.published.get(i, float("inf")))
