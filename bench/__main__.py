@@ -1,6 +1,7 @@
 """`make bench`: the issue-16 suite (ceiling, work, stream, peer-quixstreams, e2e-latency,
-ingest; bench/harness.py) in interleaved rounds, a table, and results/latest.json. The older
-single benchmarks (spikes, feeds, classify, alerts) run when named, each into results/NAME.json.
+ingest; bench/harness.py) in interleaved rounds, a table, and results/latest.json (or
+results/NAME.json with --out NAME). The older single benchmarks (spikes, feeds, classify,
+alerts) run when named, each into results/NAME.json.
 """
 
 from __future__ import annotations

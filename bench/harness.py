@@ -4,7 +4,8 @@ printed as a table and written to bench/results/latest.json.
 Each round starts a broker of its own (embedded, or Apache Kafka with ``--kafka``), preloads
 the work set into a raw topic of 3 partitions, and runs the chosen benchmarks in an order
 that rotates from round to round, so that a slow spell of this shared machine falls on
-different benchmarks in different rounds.
+different benchmarks in different rounds. ``e2e-latency`` starts its own Apache Kafka, whatever
+the kind (bench/latency.py).
 """
 
 from __future__ import annotations
