@@ -1,6 +1,7 @@
 """`make bench`: the issue-16 suite (ceiling, work, stream, peer-quixstreams, e2e-latency,
-ingest; bench/harness.py) in interleaved rounds, a table, and results/latest.json. The older
-single benchmarks (spikes, feeds, classify, alerts) run when named, each into results/NAME.json.
+ingest; bench/harness.py) in interleaved rounds, a table, and results/latest.json (or
+results/NAME.json with --out NAME). The older single benchmarks (spikes, feeds, classify,
+alerts) run when named, each into results/NAME.json.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ def main() -> int:
         help="e2e-latency: quiet time before the first article after idle (600; 0 skips it)",
     )
     parser.add_argument(
+        "--out",
+        default="latest",
+        help="the suite's results as bench/results/OUT.json, .txt and -rounds.json (latest)",
+    )
+    parser.add_argument(
         "--model",
         type=Path,
         help="work: also measure the work with this topic model (newsalert train), same run",
@@ -59,7 +65,7 @@ def main() -> int:
     if suite:
         kind = "kafka" if args.kafka else "embedded"
         print(f"== {', '.join(suite)}: {args.articles} articles, {args.rounds} rounds, {kind}")
-        harness.run(suite, args.articles, args.rounds, kind, args.idle_seconds)
+        harness.run(suite, args.articles, args.rounds, kind, args.idle_seconds, args.out)
     for name in [n for n in args.names if n in BENCHES]:
         module = importlib.import_module(f"bench.{name}")
         print(f"== {name}", flush=True)

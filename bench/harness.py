@@ -4,7 +4,8 @@ printed as a table and written to bench/results/latest.json.
 Each round starts a broker of its own (embedded, or Apache Kafka with ``--kafka``), preloads
 the work set into a raw topic of 3 partitions, and runs the chosen benchmarks in an order
 that rotates from round to round, so that a slow spell of this shared machine falls on
-different benchmarks in different rounds.
+different benchmarks in different rounds. ``e2e-latency`` starts its own Apache Kafka, whatever
+the kind (bench/latency.py).
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ def unit_of(metric: str) -> str:
     base = metric.removeprefix("fulltext_")
     if base in UNITS:
         return UNITS[base]
-    if base.endswith("articles_per_second"):  # scaling's one_worker_..., two_workers_...
+    if "articles_per_second" in base:  # scaling's two_workers_..., e2e-latency's ..._at_500
         return "articles/s"
+    if base.startswith(("alerts_at_", "bursts_at_")):  # e2e-latency: webhooks, bursts sent
+        return base.split("_")[0]
     if base == "speedup":
         return "ratio"
     if base == "cores" or base.endswith("_cores_busy"):
@@ -254,21 +257,27 @@ def _cell(result: dict[str, Any], scale: float, fmt: str) -> str:
 
 
 def run(
-    names: list[str], count: int, rounds: int, kind: str, idle_seconds: float = 600.0
+    names: list[str],
+    count: int,
+    rounds: int,
+    kind: str,
+    idle_seconds: float = 600.0,
+    out: str = "latest",
 ) -> list[dict[str, Any]]:
+    """Writes bench/results/OUT.json, OUT.txt and OUT-rounds.json (``latest`` by default)."""
     per_round = []
     started = time.monotonic()
     for number in range(rounds):
         per_round.append(asyncio.run(_round(number, names, count, kind, idle_seconds)))
         # Each round's figures as they come: a run cut short still leaves what it measured.
-        (RESULTS / "latest-rounds.json").write_text(json.dumps(per_round, indent=2) + "\n")
+        (RESULTS / f"{out}-rounds.json").write_text(json.dumps(per_round, indent=2) + "\n")
     results = summarise(per_round)
     info = machine(kind, count, rounds)
     info["seconds"] = round(time.monotonic() - started)
     info["idle_seconds"] = idle_seconds
-    write_latest(RESULTS / "latest.json", info, results)
+    write_latest(RESULTS / f"{out}.json", info, results)
     rendered = table(results)
-    (RESULTS / "latest.txt").write_text(
+    (RESULTS / f"{out}.txt").write_text(
         f"{count} articles, {rounds} rounds, {info['broker']}, {info['when']}\n{rendered}\n"
     )
     print(rendered)

@@ -54,6 +54,12 @@ def test_units_follow_the_metric_names():
     assert unit_of("two_workers_articles_per_second") == "articles/s"
     assert unit_of("two_workers_cpu_seconds_per_10k") == "s"
     assert unit_of("speedup") == "ratio"
+    # e2e-latency: the legs at each rate, the rate the connectors achieved, alerts received
+    assert unit_of("end_to_end_p99_seconds_at_500") == "s"
+    assert unit_of("poll_wait_p50_seconds_at_2000") == "s"
+    assert unit_of("achieved_articles_per_second_at_2000") == "articles/s"
+    assert unit_of("connectors_cpu_fraction_at_500") == "ratio"
+    assert unit_of("alerts_at_500") == "alerts"
 
 
 def test_the_table_has_a_row_per_benchmark_and_a_column_per_main_metric():
