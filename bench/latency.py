@@ -107,14 +107,7 @@ def _write_config(directory: Path, feeds: GrowingFeeds, receiver_url: str, topic
 
 async def _start(role: str, broker: workset.Broker, app_id: str, config: Path, data_dir: Path):
     """``newsalert ROLE --config CONFIG`` on the benchmark's broker; stderr to a log file."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSALERT_")}
-    env.update(
-        NEWSALERT_APP_ID=app_id,
-        NEWSALERT_PARTITIONS=str(workset.PARTITIONS),
-        NEWSALERT_DATA_DIR=str(data_dir),
-        NEWSALERT_METRICS_PORT="0",
-        NEWSALERT_LOG_LEVEL="WARNING",
-    )
+    env = workset.role_env(app_id, data_dir)
     log = data_dir / f"{role}.log"
     with log.open("wb") as errors:
         process = await asyncio.create_subprocess_exec(

@@ -181,14 +181,7 @@ def work(count: int) -> dict[str, float]:
 
 
 async def _start_worker(broker: workset.Broker, app_id: str, data_dir: Path) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSALERT_")}
-    env.update(
-        NEWSALERT_APP_ID=app_id,
-        NEWSALERT_PARTITIONS=str(workset.PARTITIONS),
-        NEWSALERT_DATA_DIR=str(data_dir),
-        NEWSALERT_METRICS_PORT="0",
-        NEWSALERT_LOG_LEVEL="WARNING",
-    )
+    env = workset.role_env(app_id, data_dir)
     process = await asyncio.create_subprocess_exec(
         str(NEWSALERT),
         "streams",

@@ -168,6 +168,21 @@ async def create_topics(bootstrap: str, app_id: str, extra: list[str] = ()) -> N
             await admin.close()
 
 
+def role_env(app_id: str, data_dir: Path) -> dict[str, str]:
+    """The environment of a ``newsalert`` role the benchmark starts: the caller's without its
+    ``NEWSALERT_`` settings, then the app id, 3 partitions, its own data directory, no fixed
+    metrics port, warnings only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSALERT_")}
+    env.update(
+        NEWSALERT_APP_ID=app_id,
+        NEWSALERT_PARTITIONS=str(PARTITIONS),
+        NEWSALERT_DATA_DIR=str(data_dir),
+        NEWSALERT_METRICS_PORT="0",
+        NEWSALERT_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a running process (/proc/PID/stat), 0.0 once it is gone."""
     try:

@@ -95,7 +95,33 @@ class Browser:
         await self.run((await self.find(css)).click)
 
     async def text(self, css: str = "body") -> str:
-        return str(await self.run(lambda: self.driver.find_element("css selector", css).text))
+        """The element's text; while a click's navigation is under way the element may be
+        gone or stale, so that is retried (for up to 10 s)."""
+        from selenium.common.exceptions import (
+            NoSuchElementException,
+            StaleElementReferenceException,
+        )
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                return str(
+                    await self.run(lambda: self.driver.find_element("css selector", css).text)
+                )
+            except (NoSuchElementException, StaleElementReferenceException):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
+    async def text_with(self, needle: str, css: str = "body", timeout_seconds: float = 10) -> str:
+        """The element's text once it contains ``needle`` (the page a click led to may still be
+        loading); fails with the text last seen."""
+        deadline = time.monotonic() + timeout_seconds
+        while needle not in (text := await self.text(css)):
+            if time.monotonic() > deadline:
+                pytest.fail(f"{needle!r} not in {css} after {timeout_seconds} s: {text[:500]!r}")
+            await asyncio.sleep(0.1)
+        return text
 
     async def screenshot(self, path: Path) -> None:
         assert await self.run(self.driver.save_screenshot, str(path))
@@ -160,8 +186,7 @@ async def test_home_page_shows_the_5g_security_spike_and_its_chart(browser, cons
     await browser.screenshot(tmp_path / "home.png")
 
     await browser.click("#topic-5g-security h2 a")
-    assert "Who was notified" in await browser.text()
-    assert "telecom-risk" in await browser.text()
+    assert "telecom-risk" in await browser.text_with("Who was notified")
     await browser.screenshot(tmp_path / "spike.png")
 
 
@@ -190,8 +215,7 @@ async def test_adding_a_subscriber_and_send_test_delivers_a_signed_webhook(
 
     await browser.click("body a[href='/subscribers/browser-desk']")
     await browser.click("#send-test")
-    results = await browser.text("#test-results")
-    assert "delivered" in results, results
+    await browser.text_with("delivered", "#test-results")
     (hook,) = receiver.received
     assert hook.verified, "the test webhook is signed with the secret shown once"
     assert secret not in await browser.text()
@@ -207,7 +231,7 @@ async def test_a_request_without_the_token_is_refused(browser, console, tmp_path
     assert await browser.finds("#token"), "no session: the login form, not the page"
     await browser.type("#token", "not-the-token")
     await browser.click("#login")
-    assert "Wrong token" in await browser.text()
+    await browser.text_with("Wrong token")
     await browser.screenshot(tmp_path / "refused.png")
 
 
@@ -222,7 +246,7 @@ async def test_a_form_post_without_the_csrf_token_is_refused(browser, console, t
     await browser.click('input[name=topics][value="5g-security"]')
     await browser.type("#email", "no-csrf@example.org")
     await browser.click("#add")
-    assert "no valid CSRF token" in await browser.text()
+    await browser.text_with("no valid CSRF token")
     await browser.screenshot(tmp_path / "csrf.png")
     await browser.get(f"{console.url}/subscribers")
     assert "no-csrf" not in await browser.text("table")
