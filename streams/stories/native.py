@@ -73,5 +73,8 @@ def build() -> None:
 
 
 if __name__ == "__main__":
-    build()
+    try:
+        build()
+    except (OSError, subprocess.CalledProcessError) as exc:  # cargo said why, above
+        sys.exit(f"streams.stories.native: {exc}")
     sys.exit(0)
