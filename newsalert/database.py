@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -119,11 +120,33 @@ class SqliteDatabase(Database):
         self.where = str(path)
         self._db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_seconds)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._use_wal(busy_timeout_seconds)
+        except BaseException:
+            self._db.close()
+            raise
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
+
+    def _use_wal(self, busy_timeout_seconds: float) -> None:
+        """Put the file in WAL mode (it stays so). SQLite may refuse the switch at once with
+        "database is locked" while another process opens the same new file, without waiting
+        for the busy timeout (seen with two stream workers starting together on one data
+        directory): retried until the timeout. A file already in WAL mode needs no switch."""
+        deadline = time.monotonic() + busy_timeout_seconds
+        while True:
+            try:
+                (mode,) = self._db.execute("PRAGMA journal_mode").fetchone()
+                if str(mode).lower() != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         return self._db.execute(sql, params)

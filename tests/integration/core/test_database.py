@@ -92,3 +92,36 @@ def test_sqlite_commits_survive_a_power_cut_unless_asked_otherwise(tmp_path):
     feeds = SqliteDatabase(tmp_path / "feeds.sqlite3", synchronous="NORMAL")
     assert feeds.execute("PRAGMA synchronous").fetchone()[0] == 1
     feeds.close()
+
+
+def _open_together(path: str, ready, results) -> None:
+    ready.wait()
+    try:
+        database = SqliteDatabase(path)
+        database.create_schema(SCHEMA)
+        database.close()
+        results.put("opened")
+    except Exception as exc:
+        results.put(repr(exc))
+
+
+def test_processes_opening_a_new_sqlite_file_together_all_open_it(tmp_path):
+    """Two stream workers started together on one data directory: SQLite can refuse the
+    switch to WAL at once ("database is locked") while another process opens the same new
+    file. Without the retry, about one round in five of six processes failed here."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    outcomes = []
+    for round_number in range(15):
+        path = str(tmp_path / f"state-{round_number}.sqlite3")
+        ready, results = context.Barrier(6), context.Queue()
+        processes = [
+            context.Process(target=_open_together, args=(path, ready, results)) for _ in range(6)
+        ]
+        for process in processes:
+            process.start()
+        outcomes.extend(results.get(timeout=30) for _ in processes)
+        for process in processes:
+            process.join(timeout=30)
+    assert set(outcomes) == {"opened"}, [o for o in outcomes if o != "opened"][:3]
